@@ -1,0 +1,134 @@
+"""Structured-config schemas. The composed config is merged into these, so a wrong key
+or type fails before Ray starts, naming the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    source: str = "builtin"  # builtin | csv | parquet
+    task: str = "auto"  # auto | classification | regression
+    path: Optional[str] = None
+    target: Optional[str] = None
+    columns: Optional[list[str]] = None
+    drop_columns: list[str] = field(default_factory=list)
+    group_column: Optional[str] = None
+    na_values: list[str] = field(default_factory=lambda: ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"])
+    drop_duplicates: bool = True
+    drop_id_columns: bool = True
+    scaling: str = "standard"  # standard | robust | minmax | none
+    encoding: str = "onehot"  # onehot | ordinal
+    max_categories: int = 50
+
+
+@dataclass
+class SearcherConfig:
+    name: str = "tpe"  # tpe | random | grid | gp | cmaes
+    n_startup_trials: int = 8
+    multivariate: bool = True
+    constant_liar: Any = "auto"  # auto | true | false
+    bridge: str = "fidelity"  # fidelity (ASHA-stopped -> PRUNED) | stock (Ray's OptunaSearch)
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "asha"  # asha | hyperband | fifo
+    grace_period: int = 2
+    reduction_factor: int = 3
+    max_t: int = 30
+
+
+@dataclass
+class ClusterConfig:
+    name: str = "local"
+    address: Optional[str] = None
+    num_cpus: Optional[int] = None
+    num_gpus: Optional[int] = None
+
+
+@dataclass
+class BudgetConfig:
+    num_samples: int = 40
+    max_concurrent_trials: Optional[int] = None
+    time_budget_s: Optional[float] = None
+    max_failure_rate: float = 0.5
+    max_retries: int = 1
+
+
+@dataclass
+class CVConfig:
+    folds: int = 5
+    strategy: str = "auto"  # auto | stratified | kfold | group
+    shuffle: bool = True
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 30
+    patience: int = 5
+    min_delta: float = 0.0
+    batch_size: int = 64
+    gradient_clip_val: Optional[float] = None
+    checkpoint_every: int = 1
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class ResourcesConfig:
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+
+
+@dataclass
+class MLPConfig:
+    """Schema of the built-in model; user modules (other `_target_`) are free-form."""
+
+    _target_: str = "hpo.models.mlp.TabularMLP"
+    name: str = "mlp"
+    hidden_dim: int = 128
+    num_layers: int = 2
+    dropout: float = 0.1
+    activation: str = "relu"
+    batch_norm: bool = False
+
+
+@dataclass
+class HPOConfig:
+    name: str = "default"
+    output_dir: str = "runs"
+    seed: int = 0
+    metric: str = "val_loss"
+    mode: str = "min"
+    test_size: float = 0.2
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=dict)
+    search_space: dict[str, Any] = field(default_factory=dict)
+    searcher: SearcherConfig = field(default_factory=SearcherConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    # Sections that later layers add (export, ...) are free-form here and checked there.
+    export: dict[str, Any] = field(default_factory=dict)
+
+
+def register_schemas() -> None:
+    """Put the schemas into Hydra's ConfigStore (group `schema`), as Hydra apps do."""
+    cs = ConfigStore.instance()
+    cs.store(group="schema", name="hpo", node=HPOConfig)
+    cs.store(group="schema", name="mlp", node=MLPConfig)

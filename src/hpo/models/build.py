@@ -1,0 +1,57 @@
+"""Build a LightningModule from the model config with `hydra.utils.instantiate`.
+
+The contract a module follows (built-in or a user's):
+
+* constructor keyword arguments: ``input_dim`` (features after preprocessing),
+  ``output_dim`` (classes, or 1 for regression), ``task`` (``classification`` or
+  ``regression``), ``optim`` (dict with ``lr``, ``weight_decay``, ``label_smoothing``),
+  and every key of the ``model`` config node except ``_target_``.
+* ``forward(x)`` returns logits ``[n, classes]`` or predictions ``[n]``.
+* ``training_step((x, y), batch_idx)`` returns the loss tensor (or a dict with ``loss``).
+* ``validation_step((x, y), batch_idx)`` returns ``{"loss": tensor, "preds": forward(x)}``;
+  a module without one gets the task's default loss on ``forward(x)``.
+* ``configure_optimizers()`` returns an optimizer, or a dict with ``optimizer`` and
+  optionally an epoch-wise ``lr_scheduler``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+
+from hpo.errors import ConfigError
+
+
+def build_module(
+    model_cfg: dict[str, Any],
+    input_dim: int,
+    output_dim: int,
+    task: str,
+    optim: dict[str, Any],
+) -> L.LightningModule:
+    """Instantiate the configured LightningModule for one fold."""
+    kwargs = {k: v for k, v in model_cfg.items() if k != "_target_"}
+    try:
+        module = instantiate(
+            {"_target_": model_cfg["_target_"]},
+            input_dim=input_dim,
+            output_dim=output_dim,
+            task=task,
+            optim=dict(optim),
+            **kwargs,
+        )
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(
+            f"config key `model._target_`: cannot build {model_cfg.get('_target_')!r}: {cause}. "
+            "The class must be importable and accept input_dim, output_dim, task, optim and "
+            "the model config's keys."
+        ) from exc
+    if not isinstance(module, L.LightningModule):
+        raise ConfigError(
+            f"config key `model._target_`: {model_cfg['_target_']} built a "
+            f"{type(module).__name__}, not a lightning.LightningModule."
+        )
+    return module

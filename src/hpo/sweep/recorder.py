@@ -1,0 +1,142 @@
+"""Records every reported epoch of every trial (trials.jsonl, then trials.parquet) and
+prints one progress line per finished trial instead of Ray's own logs."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from hpo.train.trial import FINISHED_KEY
+
+STATUS_COMPLETED = "completed"
+STATUS_STOPPED = "stopped"  # by the scheduler (ASHA / HyperBand)
+STATUS_FAILED = "failed"
+STATUS_RUNNING = "running"  # only in a sweep that was interrupted
+
+_KEEP = ("time_this_iter_s", "time_total_s", "node_ip", "pid", "training_iteration")
+
+
+def trial_index(trial) -> int:
+    """Tune's creation counter of a trial (its experiment tag starts with it)."""
+    head = str(getattr(trial, "experiment_tag", "")).split("_", 1)[0]
+    return int(head) if head.isdigit() else -1
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else value
+    return value
+
+
+class TrialRecorder(Callback):
+    """A Tune callback on the driver: appends rows to ``trials.jsonl`` as they arrive.
+
+    Args:
+        path: the JSON-lines file (appended to, so a resumed sweep keeps earlier rows).
+        metric, mode: what "best so far" means in the progress line.
+        num_samples: the trial budget, for the progress line.
+        stream: where progress goes; None for silence.
+    """
+
+    def __init__(self, path: Path, metric: str, mode: str, num_samples: int, stream=sys.stdout):
+        self.path = Path(path)
+        self.metric = metric
+        self.mode = mode
+        self.num_samples = num_samples
+        self.stream = stream
+        self.status: dict[str, str] = {}
+        self.best: tuple[float, str] | None = None
+        self.started = time.monotonic()
+        self._last: dict[str, dict] = {}
+        self._load_existing()
+
+    def _load_existing(self) -> None:
+        if not self.path.exists():
+            return
+        for line in self.path.read_text().splitlines():
+            row = json.loads(line)
+            if row.get("event") == "end":
+                self.status[row["trial_id"]] = row["status"]
+            elif row.get("event") == "result":
+                self._track_best(row.get(self.metric), row["trial_id"])
+
+    def _write(self, row: dict) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+
+    def _track_best(self, value: Any, trial_id: str) -> None:
+        if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return
+        if self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0]):
+            self.best = (float(value), trial_id)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.status.setdefault(trial.trial_id, STATUS_RUNNING)
+        self._write(
+            {"event": "start", "trial_id": trial.trial_id, "trial_index": trial_index(trial),
+             "params": trial.config}
+        )
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        row = {"event": "result", "trial_id": trial.trial_id, "trial_index": trial_index(trial),
+               "params": trial.config}
+        for key, value in result.items():
+            if key.startswith(("val_", "train_", "fold_")) or key in (
+                "epoch",
+                "folds_active",
+                FINISHED_KEY,
+                *_KEEP,
+            ):
+                row[key] = value
+        self._last[trial.trial_id] = row
+        self._write(row)
+        self._track_best(result.get(self.metric), trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = self._last.get(trial.trial_id) or {}
+        status = STATUS_COMPLETED if last.get(FINISHED_KEY) else STATUS_STOPPED
+        self._end(trials, trial, status, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._end(trials, trial, STATUS_FAILED, _error_text(trial))
+
+    def _end(self, trials, trial, status: str, error: str | None) -> None:
+        self.status[trial.trial_id] = status
+        self._write(
+            {"event": "end", "trial_id": trial.trial_id, "trial_index": trial_index(trial),
+             "status": status, "error": error, "params": trial.config}
+        )
+        if self.stream is not None:
+            running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)
+            print(self.progress_line(running), file=self.stream, flush=True)
+
+    def counts(self) -> dict[str, int]:
+        values = list(self.status.values())
+        return {s: values.count(s) for s in (STATUS_COMPLETED, STATUS_STOPPED, STATUS_FAILED)}
+
+    def progress_line(self, running: int) -> str:
+        c = self.counts()
+        done = sum(c.values())
+        best = f"best {self.metric} {self.best[0]:.4f} ({self.best[1]})" if self.best else "best -"
+        return (
+            f"[{done:>3}/{self.num_samples}] completed {c[STATUS_COMPLETED]} | stopped "
+            f"{c[STATUS_STOPPED]} | failed {c[STATUS_FAILED]} | running {running} | {best} | "
+            f"{time.monotonic() - self.started:.0f}s"
+        )
+
+
+def _error_text(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    if path:
+        try:
+            text = Path(path).read_text().strip().splitlines()
+            return text[-1] if text else "unknown error"
+        except OSError:
+            pass
+    return "unknown error"
