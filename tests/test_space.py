@@ -96,7 +96,9 @@ def test_split_overrides_separates_sweeps_from_plain_values():
 
 def test_cli_sweep_replaces_and_adds_keys():
     node = {"optim.lr": "interval(0.1, 0.2)", "model.dropout": "interval(0, 0.5)"}
-    space, fixed = build_search_space(node, {"optim.lr": "choice(0.01)", "model.hidden_dim": "range(8, 10)"})
+    space, fixed = build_search_space(
+        node, {"optim.lr": "choice(0.01)", "model.hidden_dim": "range(8, 10)"}
+    )
     assert space["optim.lr"] == CategoricalDistribution([0.01])
     assert space["model.hidden_dim"] == IntDistribution(8, 9)
     assert space["model.dropout"] == FloatDistribution(0.0, 0.5)

@@ -19,7 +19,9 @@ class TinyLinear(L.LightningModule):
         self.lr = float(optim["lr"])
         self.width = int(width)
         self.body = torch.nn.Sequential(
-            torch.nn.Linear(input_dim, self.width), torch.nn.ReLU(), torch.nn.Linear(self.width, output_dim)
+            torch.nn.Linear(input_dim, self.width),
+            torch.nn.ReLU(),
+            torch.nn.Linear(self.width, output_dim),
         )
 
     def forward(self, x):

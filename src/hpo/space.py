@@ -103,8 +103,7 @@ def override_to_distribution(override: Override) -> BaseDistribution | Any:
     except ValueError as exc:  # optuna's own checks
         raise SearchSpaceError(f"`{key}`: {exc}") from exc
     raise SearchSpaceError(
-        f"`{key}`: {type(value).__name__} sweeps are not supported; use choice, range or "
-        "interval."
+        f"`{key}`: {type(value).__name__} sweeps are not supported; use choice, range or interval."
     )
 
 

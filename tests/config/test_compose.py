@@ -33,7 +33,9 @@ def test_expected_groups_exist():
 
 
 def test_cli_sweep_expression_enters_the_search_space():
-    cfg, sweeps = compose_config(["optim.lr=tag(log, interval(1e-4, 3e-2))", "model.num_layers=range(1,4)"])
+    cfg, sweeps = compose_config(
+        ["optim.lr=tag(log, interval(1e-4, 3e-2))", "model.num_layers=range(1,4)"]
+    )
     assert sweeps["optim.lr"] == "tag(log, interval(1e-4, 3e-2))"
     assert cfg.search_space["optim.lr"] == "tag(log, interval(1e-4, 3e-2))"
     assert cfg.search_space["model.num_layers"] == "range(1,4)"

@@ -13,8 +13,14 @@ from hpo.sweep import run_sweep
 
 pytestmark = pytest.mark.slow
 
-SPACE_KEYS = {"optim.lr", "optim.weight_decay", "model.hidden_dim", "model.num_layers",
-              "model.dropout", "model.activation"}
+SPACE_KEYS = {
+    "optim.lr",
+    "optim.weight_decay",
+    "model.hidden_dim",
+    "model.num_layers",
+    "model.dropout",
+    "model.activation",
+}
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +29,21 @@ def asha_sweep(ray_local, tmp_path_factory):
     from hpo.config import compose_config
 
     out = tmp_path_factory.mktemp("asha")
-    cfg, _ = compose_config([
-        "data=iris", "cv.folds=3", "trainer.max_epochs=8", "trainer.patience=8",
-        "budget.num_samples=10", "budget.max_concurrent_trials=1",
-        "scheduler.grace_period=1", "scheduler.reduction_factor=2",
-        "searcher.n_startup_trials=4",
-        "optim.lr=tag(log, interval(1e-4, 1e-1))", f"output_dir={out}",
-    ])
+    cfg, _ = compose_config(
+        [
+            "data=iris",
+            "cv.folds=3",
+            "trainer.max_epochs=8",
+            "trainer.patience=8",
+            "budget.num_samples=10",
+            "budget.max_concurrent_trials=1",
+            "scheduler.grace_period=1",
+            "scheduler.reduction_factor=2",
+            "searcher.n_startup_trials=4",
+            "optim.lr=tag(log, interval(1e-4, 1e-1))",
+            f"output_dir={out}",
+        ]
+    )
     return cfg, run_sweep(cfg, stream=None)
 
 
@@ -47,9 +61,22 @@ def test_run_directory_holds_config_trials_and_best(asha_sweep):
 def test_trials_parquet_schema_has_one_row_per_epoch(asha_sweep):
     cfg, result = asha_sweep
     frame = pd.read_parquet(result.run_dir / "trials.parquet")
-    for column in ["trial_id", "trial_index", "status", "epoch", "val_loss", "val_loss_std",
-                   "val_accuracy", "val_f1_macro", "val_precision_macro", "val_recall_macro",
-                   "train_loss", "fold_val_loss", "fold_best_epochs", *SPACE_KEYS]:
+    for column in [
+        "trial_id",
+        "trial_index",
+        "status",
+        "epoch",
+        "val_loss",
+        "val_loss_std",
+        "val_accuracy",
+        "val_f1_macro",
+        "val_precision_macro",
+        "val_recall_macro",
+        "train_loss",
+        "fold_val_loss",
+        "fold_best_epochs",
+        *SPACE_KEYS,
+    ]:
         assert column in frame.columns, column
     assert frame["trial_id"].nunique() == 10
     assert set(frame["status"]) <= {"completed", "stopped", "failed"}
@@ -107,8 +134,10 @@ def test_best_trial_is_the_best_row_with_fold_scores(asha_sweep):
 
 def _param_sequence(result):
     frame = result.trials.drop_duplicates("trial_id").sort_values("trial_index")
-    return [tuple(round(float(v), 12) if isinstance(v, float) else v for v in row)
-            for row in frame[sorted(SPACE_KEYS)].itertuples(index=False)]
+    return [
+        tuple(round(float(v), 12) if isinstance(v, float) else v for v in row)
+        for row in frame[sorted(SPACE_KEYS)].itertuples(index=False)
+    ]
 
 
 def test_same_seed_on_one_worker_repeats_the_sweep(ray_local, small_cfg):
@@ -138,7 +167,10 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(ray_local, user_model
     cfg = user_model_cfg(
         "user_models.DivergingLinear",
         {"optim.lr": "choice(0.05, 5.0)"},
-        "budget.num_samples=6", "searcher=random", "scheduler=fifo", "budget.max_failure_rate=0.9",
+        "budget.num_samples=6",
+        "searcher=random",
+        "scheduler=fifo",
+        "budget.max_failure_rate=0.9",
     )
     result = run_sweep(cfg, stream=None)
     frame = result.trials

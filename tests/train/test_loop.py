@@ -60,7 +60,9 @@ def test_checkpoint_resume_continues_exactly(small_cfg):
     resumed.run_epoch()
     got = resumed.run_epoch()
     assert got.epoch == 4
-    assert got.fold_metrics["val_loss"] == pytest.approx(expected.fold_metrics["val_loss"], rel=1e-6)
+    assert got.fold_metrics["val_loss"] == pytest.approx(
+        expected.fold_metrics["val_loss"], rel=1e-6
+    )
 
 
 def test_diverging_model_raises_trial_error(user_model_cfg):

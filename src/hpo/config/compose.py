@@ -133,7 +133,9 @@ def _check_values(cfg: DictConfig) -> None:
     require(cfg.resources.cpus_per_trial > 0, "resources.cpus_per_trial", "must be > 0.")
     require(cfg.resources.gpus_per_trial >= 0, "resources.gpus_per_trial", "must be >= 0.")
     require(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}.")
-    require(0.0 <= cfg.budget.max_failure_rate <= 1.0, "budget.max_failure_rate", "must be in [0, 1].")
+    require(
+        0.0 <= cfg.budget.max_failure_rate <= 1.0, "budget.max_failure_rate", "must be in [0, 1]."
+    )
     target = cfg.model.get("_target_")
     require(bool(target), "model._target_", "names the LightningModule class to train.")
     if target == BUILTIN_MODEL:
@@ -159,7 +161,9 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     """The resolved config that a sweep wrote into its run directory."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise ConfigError(f"{path} does not exist; pass the run directory that `hpo sweep` printed.")
+        raise ConfigError(
+            f"{path} does not exist; pass the run directory that `hpo sweep` printed."
+        )
     return validate_config(OmegaConf.load(path))
 
 

@@ -19,7 +19,9 @@ class DataConfig:
     columns: Optional[list[str]] = None
     drop_columns: list[str] = field(default_factory=list)
     group_column: Optional[str] = None
-    na_values: list[str] = field(default_factory=lambda: ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"])
+    na_values: list[str] = field(
+        default_factory=lambda: ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"]
+    )
     drop_duplicates: bool = True
     drop_id_columns: bool = True
     scaling: str = "standard"  # standard | robust | minmax | none

@@ -111,9 +111,7 @@ def prepare_data(cfg, table: Table | None = None) -> PreparedData:
         )
         target = table.target
     if table.features.shape[1] == 0:
-        raise DataError(
-            "no feature columns are left; check data.columns / data.drop_columns."
-        )
+        raise DataError("no feature columns are left; check data.columns / data.drop_columns.")
     task = infer_task(target, cfg.data.task)
     y, classes = encode_target(target, task)
     if task == "classification" and len(classes) < 2:

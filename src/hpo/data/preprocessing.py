@@ -33,7 +33,8 @@ def split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
     numeric = [
         c
         for c in features.columns
-        if pd.api.types.is_numeric_dtype(features[c]) and not pd.api.types.is_bool_dtype(features[c])
+        if pd.api.types.is_numeric_dtype(features[c])
+        and not pd.api.types.is_bool_dtype(features[c])
     ]
     categorical = [c for c in features.columns if c not in numeric]
     return numeric, categorical

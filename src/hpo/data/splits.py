@@ -94,6 +94,4 @@ def make_folds(
             "config key `data.group_column`: cv.strategy=group needs data.group_column=COLUMN."
         )
     placeholder = np.zeros(len(y))
-    return [
-        (np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(placeholder, y, groups)
-    ]
+    return [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(placeholder, y, groups)]

@@ -71,7 +71,9 @@ class TabularMLP(L.LightningModule):
             return F.mse_loss(outputs, y)
         return F.cross_entropy(outputs, y, label_smoothing=smoothing)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         return self._loss(self(x), y, float(self.optim.get("label_smoothing", 0.0)))
 

@@ -73,19 +73,29 @@ class TrialRecorder(Callback):
     def _track_best(self, value: Any, trial_id: str) -> None:
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
             return
-        if self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0]):
+        if self.best is None or (
+            value < self.best[0] if self.mode == "min" else value > self.best[0]
+        ):
             self.best = (float(value), trial_id)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.status.setdefault(trial.trial_id, STATUS_RUNNING)
         self._write(
-            {"event": "start", "trial_id": trial.trial_id, "trial_index": trial_index(trial),
-             "params": trial.config}
+            {
+                "event": "start",
+                "trial_id": trial.trial_id,
+                "trial_index": trial_index(trial),
+                "params": trial.config,
+            }
         )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        row = {"event": "result", "trial_id": trial.trial_id, "trial_index": trial_index(trial),
-               "params": trial.config}
+        row = {
+            "event": "result",
+            "trial_id": trial.trial_id,
+            "trial_index": trial_index(trial),
+            "params": trial.config,
+        }
         for key, value in result.items():
             if key.startswith(("val_", "train_", "fold_")) or key in (
                 "epoch",
@@ -109,8 +119,14 @@ class TrialRecorder(Callback):
     def _end(self, trials, trial, status: str, error: str | None) -> None:
         self.status[trial.trial_id] = status
         self._write(
-            {"event": "end", "trial_id": trial.trial_id, "trial_index": trial_index(trial),
-             "status": status, "error": error, "params": trial.config}
+            {
+                "event": "end",
+                "trial_id": trial.trial_id,
+                "trial_index": trial_index(trial),
+                "status": status,
+                "error": error,
+                "params": trial.config,
+            }
         )
         if self.stream is not None:
             running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)

@@ -40,9 +40,7 @@ def load_rows(path: Path) -> pd.DataFrame:
     if not frame.empty:
         frame = frame.drop_duplicates(subset=["trial_id", "epoch"], keep="last")
     reported = set(frame["trial_id"]) if not frame.empty else set()
-    silent = [
-        {"trial_id": tid, "epoch": 0} for tid, end in ends.items() if tid not in reported
-    ]
+    silent = [{"trial_id": tid, "epoch": 0} for tid, end in ends.items() if tid not in reported]
     if silent:
         frame = pd.concat([frame, pd.DataFrame(silent)], ignore_index=True)
     if frame.empty:
@@ -70,7 +68,9 @@ def param_keys(frame: pd.DataFrame, space_keys: list[str]) -> list[str]:
     return [k for k in space_keys if k in frame.columns]
 
 
-def select_best(frame: pd.DataFrame, metric: str, mode: str, space_keys: list[str]) -> dict[str, Any]:
+def select_best(
+    frame: pd.DataFrame, metric: str, mode: str, space_keys: list[str]
+) -> dict[str, Any]:
     """The best trial by its fold-mean ``metric`` at its best epoch."""
     if frame.empty or metric not in frame.columns:
         raise HPOError(
@@ -79,7 +79,9 @@ def select_best(frame: pd.DataFrame, metric: str, mode: str, space_keys: list[st
         )
     finite = frame[np.isfinite(pd.to_numeric(frame[metric], errors="coerce"))]
     if finite.empty:
-        raise HPOError(f"no trial reported a finite `{metric}`; see trials.parquet's `error` column.")
+        raise HPOError(
+            f"no trial reported a finite `{metric}`; see trials.parquet's `error` column."
+        )
     idx = finite[metric].idxmin() if mode == "min" else finite[metric].idxmax()
     row = finite.loc[idx]
     fold_key = f"fold_{metric}"

@@ -73,7 +73,9 @@ def make_run_dir(cfg: DictConfig) -> Path:
     return run_dir
 
 
-def make_sampler(cfg: DictConfig, space: SearchSpace, concurrent: int) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    cfg: DictConfig, space: SearchSpace, concurrent: int
+) -> optuna.samplers.BaseSampler:
     s = cfg.searcher
     seed = int(cfg.seed)
     liar = s.constant_liar
@@ -104,7 +106,11 @@ def make_sampler(cfg: DictConfig, space: SearchSpace, concurrent: int) -> optuna
 def make_searcher(cfg: DictConfig, space: SearchSpace, concurrent: int) -> OptunaSearch:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = make_sampler(cfg, space, concurrent)
-    cls = FidelityAwareOptunaSearch if cfg.searcher.get("bridge", "fidelity") == "fidelity" else OptunaSearch
+    cls = (
+        FidelityAwareOptunaSearch
+        if cfg.searcher.get("bridge", "fidelity") == "fidelity"
+        else OptunaSearch
+    )
     return cls(space=dict(space), metric=cfg.metric, mode=cfg.mode, sampler=sampler)
 
 
@@ -139,7 +145,9 @@ def check_before_ray(cfg: DictConfig, space: SearchSpace, task: str) -> int:
             "such as 'optim.lr=tag(log, interval(1e-4, 1e-2))'."
         )
     if cfg.searcher.name == "grid":
-        num_samples = min(num_samples, grid_size(space)) if cfg.budget.num_samples else grid_size(space)
+        num_samples = (
+            min(num_samples, grid_size(space)) if cfg.budget.num_samples else grid_size(space)
+        )
     return num_samples
 
 
@@ -216,7 +224,14 @@ def run_sweep(
     finally:
         if owns_ray:
             stop_ray()
-    return finish_sweep(cfg, run_dir, space, started_at, searcher.study if hasattr(searcher, "study") else getattr(searcher, "_ot_study", None), prepared)
+    return finish_sweep(
+        cfg,
+        run_dir,
+        space,
+        started_at,
+        searcher.study if hasattr(searcher, "study") else getattr(searcher, "_ot_study", None),
+        prepared,
+    )
 
 
 def build_tuner(cfg, prepared, searcher, recorder, run_dir, num_samples, concurrent) -> tune.Tuner:

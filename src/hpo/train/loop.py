@@ -105,7 +105,8 @@ class FoldTrainer:
         self.device = torch.device(device)
         self.epoch = 0
         self.folds = [
-            self._make_fold(i, fold, data, model_cfg, optim, seed) for i, fold in enumerate(data.folds)
+            self._make_fold(i, fold, data, model_cfg, optim, seed)
+            for i, fold in enumerate(data.folds)
         ]
 
     def _make_fold(
@@ -138,7 +139,9 @@ class FoldTrainer:
 
     @property
     def finished(self) -> bool:
-        return self.epoch >= int(self.trainer_cfg["max_epochs"]) or all(f.stopped for f in self.folds)
+        return self.epoch >= int(self.trainer_cfg["max_epochs"]) or all(
+            f.stopped for f in self.folds
+        )
 
     def run_epoch(self) -> EpochSummary:
         """Train every active fold for one epoch, validate, update early stopping."""
@@ -153,7 +156,9 @@ class FoldTrainer:
                     f"fold {index}: validation loss is {val_loss} at epoch {self.epoch}; "
                     "the model diverged (lower optim.lr or set trainer.gradient_clip_val)."
                 )
-            fold.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss, **metrics})
+            fold.history.append(
+                {"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss, **metrics}
+            )
             if val_loss < fold.best_loss - float(self.trainer_cfg.get("min_delta", 0.0)):
                 fold.best_loss = val_loss
                 fold.best_epoch = self.epoch

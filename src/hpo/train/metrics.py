@@ -33,7 +33,9 @@ def task_metrics(
         kwargs = {"num_classes": num_classes, "validate_args": False}
         return {
             "accuracy": float(multiclass_accuracy(preds, target, average="micro", **kwargs)),
-            "precision_macro": float(multiclass_precision(preds, target, average="macro", **kwargs)),
+            "precision_macro": float(
+                multiclass_precision(preds, target, average="macro", **kwargs)
+            ),
             "recall_macro": float(multiclass_recall(preds, target, average="macro", **kwargs)),
             "f1_macro": float(multiclass_f1_score(preds, target, average="macro", **kwargs)),
         }

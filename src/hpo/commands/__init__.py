@@ -1,0 +1,6 @@
+"""`hpo` subcommands, one module each. A module has ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; list it in ``COMMAND_MODULES``."""
+
+COMMAND_MODULES = [
+    "hpo.commands.sweep",
+]
