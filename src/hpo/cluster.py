@@ -25,7 +25,10 @@ def start_ray(cluster_cfg) -> bool:
         if cluster_cfg.address:
             ray.init(address=cluster_cfg.address, **common)
         else:
+            # address="local": always a fresh embedded Ray, never a cluster that
+            # `ray start` left running on this machine.
             ray.init(
+                address="local",
                 num_cpus=cluster_cfg.num_cpus or os.cpu_count(),
                 num_gpus=cluster_cfg.num_gpus,
                 **common,
