@@ -70,3 +70,15 @@ def test_diverging_model_raises_trial_error(user_model_cfg):
     trainer = _trainer(cfg)
     with pytest.raises(TrialError, match="diverged"):
         trainer.run_epoch()
+
+
+def test_fold_modules_carry_the_best_epochs_weights(small_cfg):
+    trainer = _trainer(small_cfg("trainer.max_epochs=5", "optim.lr=0.05"))
+    while not trainer.finished:
+        trainer.run_epoch()
+    histories = trainer.fold_histories()
+    assert [len(h) for h in histories] == [5, 5, 5]
+    for fold, module in zip(trainer.folds, trainer.fold_modules(best=True)):
+        with torch.no_grad():
+            loss = float(module.validation_step((fold.X_val, fold.y_val), 0)["loss"])
+        assert loss == pytest.approx(fold.best_loss, rel=1e-5)

@@ -255,6 +255,21 @@ class FoldTrainer:
             finished=self.finished,
         )
 
+    def fold_modules(self, best: bool = True) -> list[Any]:
+        """Each fold's LightningModule; with ``best``, carrying its best epoch's weights
+        (early stopping's choice) instead of the last epoch's. Modules are copies."""
+        modules = []
+        for fold in self.folds:
+            module = copy.deepcopy(fold.module)
+            if best and fold.best_state is not None:
+                module.load_state_dict(fold.best_state)
+            modules.append(module.eval())
+        return modules
+
+    def fold_histories(self) -> list[list[dict[str, float]]]:
+        """Per fold, one dict per trained epoch: epoch, train_loss, val_loss, val metrics."""
+        return [list(fold.history) for fold in self.folds]
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this trial later (tensors and plain values only)."""
         return {
