@@ -3,4 +3,6 @@
 
 COMMAND_MODULES = [
     "hpo.commands.sweep",
+    "hpo.commands.predict",
+    "hpo.commands.report",
 ]

@@ -29,9 +29,18 @@ def run(args: argparse.Namespace) -> int:
     if args.cfg == "job":
         print(OmegaConf.to_yaml(cfg, resolve=True), end="")
         return 0
+    from hpo.export.pipeline import export_best
     from hpo.sweep import run_sweep
     from hpo.sweep.summary import print_summary
 
     result = run_sweep(cfg)
-    print_summary(result, cfg)
+    if result.best is None:
+        print_summary(result, cfg)
+        return 0
+    try:
+        exported = export_best(result.run_dir, prepared=result.prepared, sweep_wall_s=result.wall_s)
+    except Exception:
+        print_summary(result, cfg)  # the sweep's results stand even if the export fails
+        raise
+    print_summary(result, cfg, exported=exported)
     return 0

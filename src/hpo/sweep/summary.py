@@ -41,5 +41,42 @@ def summary_lines(result: SweepResult, cfg) -> list[str]:
     return lines
 
 
-def print_summary(result: SweepResult, cfg, stream=sys.stdout) -> None:
-    print("\n".join(summary_lines(result, cfg)), file=stream, flush=True)
+TEST_LINE_METRICS = {
+    "classification": (
+        "accuracy",
+        "f1_macro",
+        "precision_macro",
+        "recall_macro",
+        "roc_auc",
+        "log_loss",
+    ),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+
+def export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
+    """The exported model's test metrics, where it and its report are, and the warnings."""
+    test = report["test"]
+    shown = [
+        f"{name} {test[name]:.4f}"
+        for name in TEST_LINE_METRICS[report["task"]]
+        if test.get(name) is not None
+    ]
+    model = report["model"]
+    lines = [
+        f"test ({test['rows']} held-out rows, {model['strategy']} model): " + ", ".join(shown),
+        f"exported model: {best_dir} (ONNX check "
+        f"{'passed' if report['onnx_check']['passed'] else 'FAILED'}, "
+        f"{export_seconds:.1f}s); predict with: hpo predict {best_dir} INPUT --output OUT",
+        f"report: {best_dir / 'report.html'}",
+    ]
+    lines += [f"  warning: {w['message']}" for w in report["warnings"]]
+    return lines
+
+
+def print_summary(result: SweepResult, cfg, stream=sys.stdout, exported=None) -> None:
+    """Print the sweep's summary, then the export's (``exported``: an ExportResult)."""
+    lines = summary_lines(result, cfg)
+    if exported is not None:
+        lines += export_lines(exported.report, exported.best_dir, exported.export_seconds)
+    print("\n".join(lines), file=stream, flush=True)

@@ -1,0 +1,114 @@
+"""The exported graph: fold-model(s) + the task's output head, written as ONNX and checked
+against torch with onnxruntime.
+
+The graph outputs what a deployment needs without hpo: class probabilities (softmax of
+the logits; an ensemble averages its models' probabilities) or regression values in the
+target's own units (the models learn standardized targets). It uses torch's TorchScript
+based exporter (``dynamo=False``): on torch 2.13 the torch.export based one needs the
+extra ``onnxscript`` package and takes seconds per export, and the models here are plain
+feed-forward graphs that the TorchScript tracer exports exactly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from hpo.errors import ConfigError
+
+OUTPUT_NAMES = {"classification": "probabilities", "regression": "prediction"}
+TOLERANCE = 1e-5  # |onnx - torch| <= TOLERANCE + TOLERANCE * |torch|, elementwise
+
+
+class ExportGraph(nn.Module):
+    """k models (k=1 for a refit), each on its own preprocessed input, averaged.
+
+    Args:
+        models: the trained LightningModules (eval mode, on CPU).
+        task: ``classification`` or ``regression``.
+        y_means, y_stds: per model, the target standardization to undo (regression).
+    """
+
+    def __init__(
+        self, models: list[nn.Module], task: str, y_means: list[float], y_stds: list[float]
+    ) -> None:
+        super().__init__()
+        self.models = nn.ModuleList(models)
+        self.task = task
+        self.register_buffer("y_means", torch.tensor(y_means, dtype=torch.float32))
+        self.register_buffer("y_stds", torch.tensor(y_stds, dtype=torch.float32))
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for i, (model, x) in enumerate(zip(self.models, inputs)):
+            out = model(x)
+            if self.task == "classification":
+                outputs.append(torch.softmax(out, dim=-1))
+            else:
+                outputs.append(out.reshape(-1) * self.y_stds[i] + self.y_means[i])
+        if len(outputs) == 1:
+            return outputs[0]
+        return torch.stack(outputs).mean(dim=0)
+
+
+def input_names(count: int) -> list[str]:
+    return ["features"] if count == 1 else [f"features_{i}" for i in range(count)]
+
+
+def export_onnx(graph: ExportGraph, examples: list[np.ndarray], path: Path, target: str) -> None:
+    """Write ``graph`` to ``path`` with a dynamic batch axis; ConfigError if it cannot be."""
+    graph = graph.cpu().eval()
+    names = input_names(len(examples))
+    output = OUTPUT_NAMES[graph.task]
+    args = tuple(torch.as_tensor(x[:2]) for x in examples)
+    axes = {name: {0: "batch"} for name in [*names, output]}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(
+                graph,
+                args,
+                str(path),
+                input_names=names,
+                output_names=[output],
+                dynamic_axes=axes,
+                dynamo=False,
+            )
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        raise ConfigError(
+            f"config key `model._target_`: cannot export {target} to ONNX ({exc}). Its "
+            "forward(x) must be traceable (tensor ops only, no data-dependent Python control "
+            "flow); the sweep's results are kept in the run directory."
+        ) from exc
+
+
+def torch_outputs(graph: ExportGraph, inputs: list[np.ndarray]) -> np.ndarray:
+    with torch.inference_mode():
+        return graph(*(torch.as_tensor(x) for x in inputs)).numpy()
+
+
+def check_onnx(
+    graph: ExportGraph, session: ort.InferenceSession, inputs: list[np.ndarray]
+) -> dict[str, Any]:
+    """Compare onnxruntime's outputs with torch's on the same preprocessed rows."""
+    expected = torch_outputs(graph, inputs)
+    feed = dict(zip(input_names(len(inputs)), inputs))
+    (actual,) = session.run(None, feed)
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    bound = TOLERANCE + TOLERANCE * np.abs(expected.astype(np.float64))
+    return {
+        "rows": int(inputs[0].shape[0]),
+        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+        "tolerance": f"|onnx - torch| <= {TOLERANCE:g} + {TOLERANCE:g} * |torch|",
+        "passed": bool((diff <= bound).all()),
+        "runtime": f"onnxruntime {ort.__version__}",
+        "exporter": f"torch {torch.__version__} (TorchScript exporter)",
+    }

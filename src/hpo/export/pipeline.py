@@ -1,0 +1,244 @@
+"""Export the best trial of a finished sweep into RUN_DIR/best, then write its report.
+
+Order: train (hpo.export.refit) -> preprocessing to JSON, checked against the features the
+model was trained on -> ONNX, checked against torch on the test split -> load the
+artifact the way a deployment does and predict the test split with it (the report's
+test metrics come from those predictions) -> permutation importance and inference
+figures -> export.json -> report.json / report.html (hpo.export.report).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import accuracy_score, r2_score
+
+import hpo
+from hpo.config import load_run_config
+from hpo.data.prepare import PreparedData, prepare_data
+from hpo.errors import HPOError
+from hpo.export.benchmark import measure_inference
+from hpo.export.metrics import evaluate_predictions
+from hpo.export.onnx_model import OUTPUT_NAMES, ExportGraph, check_onnx, export_onnx, input_names
+from hpo.export.predictor import (
+    MANIFEST_FILE,
+    MODEL_FORMAT,
+    ONNX_FILE,
+    PREPROCESSING_FILE,
+    ExportedModel,
+    load_model,
+)
+from hpo.export.preprocessing import column_kinds, export_preprocessor
+from hpo.export.refit import TrainedModels, best_trial_config, export_strategy, train_models
+from hpo.export.report import (
+    BEST_DIR,
+    EXPORT_FILE,
+    TARGET_COLUMN,
+    TEST_PREDICTIONS_FILE,
+    write_report,
+)
+from hpo.export.transform import PREPROCESSING_FORMAT, category_key, transform_rows
+
+CONFIG_FILE = "config.yaml"
+PERMUTATION_REPEATS = 5
+PERMUTATION_KEEP = 50  # columns kept in the report, most important first
+PREPROCESSING_TOLERANCE = 1e-6
+
+
+@dataclass
+class ExportResult:
+    best_dir: Path
+    report: dict[str, Any]
+    html_path: Path
+    export_seconds: float
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_preprocessing(
+    specs: list[dict[str, Any]], trained: TrainedModels, rest: pd.DataFrame
+) -> dict[str, Any]:
+    """The exported preprocessing, applied to each model's training rows, against the
+    arrays the model was trained on."""
+    worst = 0.0
+    for spec, arrays in zip(specs, trained.training):
+        exported = transform_rows(rest.iloc[arrays.train_rows], spec)
+        if exported.shape != arrays.X_train.shape:
+            return {"passed": False, "max_abs_diff": None, "rows": int(len(arrays.train_rows))}
+        worst = max(worst, float(np.abs(exported - arrays.X_train).max(initial=0.0)))
+    rows = int(sum(len(a.train_rows) for a in trained.training))
+    return {"passed": worst <= PREPROCESSING_TOLERANCE, "max_abs_diff": worst, "rows": rows}
+
+
+class _RawRowsModel:
+    """The exported model as scikit-learn's permutation_importance sees an estimator
+    (it asks for ``fit``; nothing is fit)."""
+
+    def __init__(self, model: ExportedModel) -> None:
+        self.model = model
+
+    def fit(self, X: Any, y: Any) -> _RawRowsModel:
+        return self
+
+    def score(self, X: pd.DataFrame, y: np.ndarray) -> float:
+        predicted = self.model.predict(X)["prediction"].to_numpy()
+        if self.model.task == "classification":
+            return float(accuracy_score(y, [category_key(p) for p in predicted]))
+        return float(r2_score(y, predicted))
+
+
+def _permutation_importance(
+    model: ExportedModel, rows: pd.DataFrame, target: pd.Series, repeats: int, seed: int
+) -> dict[str, Any]:
+    estimator = _RawRowsModel(model)
+    truth = target.to_numpy()
+    if model.task == "classification":
+        truth = np.asarray([category_key(v) for v in truth])
+    found = permutation_importance(
+        estimator,
+        rows[model.columns],
+        truth,
+        scoring=lambda est, X, y: est.score(X, y),
+        n_repeats=repeats,
+        random_state=seed,
+    )
+    order = np.argsort(-found.importances_mean, kind="stable")
+    return {
+        "scoring": "accuracy" if model.task == "classification" else "r2",
+        "repeats": repeats,
+        "rows": int(len(rows)),
+        "features": [
+            {
+                "column": model.columns[i],
+                "mean": float(found.importances_mean[i]),
+                "std": float(found.importances_std[i]),
+            }
+            for i in order[:PERMUTATION_KEEP]
+        ],
+    }
+
+
+def _manifest(cfg, best: dict, prepared: PreparedData, trained: TrainedModels) -> dict:
+    classes = [_plain(c) for c in prepared.classes] if prepared.classes else None
+    y_rest = prepared.y[prepared.train_idx]
+    return {
+        "format": MODEL_FORMAT,
+        "task": prepared.task,
+        "target": str(prepared.table.target.name),
+        "classes": classes,
+        "inputs": input_names(len(trained.modules)),
+        "output": OUTPUT_NAMES[prepared.task],
+        "strategy": trained.strategy,
+        # val_loss of a regression is the MSE of targets standardized by this std
+        "target_scale": (float(np.std(y_rest)) or 1.0) if prepared.task == "regression" else None,
+        "na_values": list(cfg.data.get("na_values") or []),
+        "trial_id": best["trial_id"],
+        "model_target": str(cfg.model["_target_"]),
+        "created_by": f"hpo {hpo.__version__}",
+    }
+
+
+def _read_best(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    path = run_dir / "best_trial.json"
+    if not path.is_file():
+        raise HPOError(
+            f"{path} does not exist: the sweep in {run_dir} found no best trial to export."
+        )
+    return json.loads(path.read_text()), pd.read_parquet(run_dir / "trials.parquet")
+
+
+def export_best(
+    run_dir: str | Path,
+    prepared: PreparedData | None = None,
+    sweep_wall_s: float | None = None,
+) -> ExportResult:
+    """Export the best trial of the sweep in ``run_dir`` to ``run_dir/best`` with its report.
+
+    Args:
+        run_dir: a finished sweep's run directory.
+        prepared: the sweep's prepared data (loaded again from the config if None).
+        sweep_wall_s: the sweep's wall time, for the report.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir).resolve()
+    cfg = load_run_config(run_dir)
+    best, frame = _read_best(run_dir)
+    best_cfg = best_trial_config(cfg, best["params"])
+    export_strategy(best_cfg)  # a bad export.strategy fails before any training
+    prepared = prepared if prepared is not None else prepare_data(cfg)
+    last_epoch = int(frame.loc[frame["trial_id"] == best["trial_id"], "epoch"].max())
+    trained = train_models(prepared, best_cfg, best, last_epoch)
+
+    best_dir = run_dir / BEST_DIR
+    best_dir.mkdir(exist_ok=True)
+    features = prepared.features
+    rest = features.iloc[prepared.train_idx].reset_index(drop=True)
+    test_rows = features.iloc[prepared.test_idx].reset_index(drop=True)
+    names = input_names(len(trained.modules))
+    specs = [export_preprocessor(p, n) for p, n in zip(trained.preprocessors, names)]
+    preprocessing_check = _check_preprocessing(specs, trained, rest)
+    document = {"format": PREPROCESSING_FORMAT, "columns": column_kinds(features), "inputs": specs}
+    (best_dir / PREPROCESSING_FILE).write_text(json.dumps(document, indent=1) + "\n")
+
+    graph = ExportGraph(trained.modules, prepared.task, trained.y_means, trained.y_stds)
+    test_inputs = [transform_rows(test_rows, spec) for spec in specs]
+    export_onnx(graph, test_inputs, best_dir / ONNX_FILE, str(cfg.model["_target_"]))
+    manifest = _manifest(cfg, best, prepared, trained)
+    (best_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    OmegaConf.save(best_cfg, best_dir / CONFIG_FILE, resolve=True)
+
+    model = load_model(best_dir)
+    onnx_check = check_onnx(graph, model.session, test_inputs)
+    target = prepared.table.target
+    test_target = target.iloc[prepared.test_idx].reset_index(drop=True)
+    predictions = model.predict(test_rows)
+    predictions.insert(0, TARGET_COLUMN, test_target.to_numpy())
+    predictions.to_parquet(best_dir / TEST_PREDICTIONS_FILE, index=False)
+    train_target = target.iloc[prepared.train_idx].reset_index(drop=True)
+    train_metrics = evaluate_predictions(manifest, train_target, model.predict(rest))
+    repeats = int((cfg.get("export") or {}).get("permutation_repeats", PERMUTATION_REPEATS))
+    permutation = _permutation_importance(model, test_rows, test_target, repeats, int(cfg.seed))
+    inference = measure_inference(best_dir, graph, test_rows, int(cfg.seed))
+
+    model_info = dict(trained.info)
+    replay = model_info["replay"]
+    replay["cv_mean"] = (replay.pop("cv_at_best_epoch") or {}).get(best["metric"])
+    replay["sweep_cv_mean"] = best["cv_mean"]
+    export_seconds = time.perf_counter() - started
+    artifacts = [ONNX_FILE, PREPROCESSING_FILE, MANIFEST_FILE, CONFIG_FILE, TEST_PREDICTIONS_FILE]
+    record = {
+        "data": {
+            "name": str(cfg.data.name),
+            "target": manifest["target"],
+            "columns": len(features.columns),
+            "rows_non_test": int(len(prepared.train_idx)),
+            "rows_test": int(len(prepared.test_idx)),
+        },
+        "model": model_info,
+        "train": train_metrics,
+        "onnx_check": onnx_check,
+        "preprocessing_check": preprocessing_check,
+        "permutation_importance": permutation,
+        "class_counts": (
+            {category_key(k): int(v) for k, v in target.value_counts().items()}
+            if prepared.task == "classification"
+            else None
+        ),
+        "inference": inference,
+        "sweep_wall_s": sweep_wall_s,
+        "export_seconds": export_seconds,
+        "artifacts": {name: (best_dir / name).stat().st_size for name in artifacts},
+    }
+    (best_dir / EXPORT_FILE).write_text(json.dumps(record, indent=1, default=_plain) + "\n")
+    report, html_path = write_report(run_dir)
+    return ExportResult(best_dir, report, html_path, export_seconds)
