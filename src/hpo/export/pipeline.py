@@ -26,7 +26,7 @@ from hpo.config import load_run_config
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.errors import HPOError
 from hpo.export.benchmark import measure_inference
-from hpo.export.metrics import evaluate_predictions
+from hpo.export.metrics import class_indices, evaluate_predictions
 from hpo.export.onnx_model import OUTPUT_NAMES, ExportGraph, check_onnx, export_onnx, input_names
 from hpo.export.predictor import (
     MANIFEST_FILE,
@@ -82,7 +82,7 @@ def _check_preprocessing(
 
 class _RawRowsModel:
     """The exported model as scikit-learn's permutation_importance sees an estimator
-    (it asks for ``fit``; nothing is fit)."""
+    (it asks for ``fit``; nothing is fit). Scores raw rows end to end."""
 
     def __init__(self, model: ExportedModel) -> None:
         self.model = model
@@ -91,24 +91,23 @@ class _RawRowsModel:
         return self
 
     def score(self, X: pd.DataFrame, y: np.ndarray) -> float:
-        predicted = self.model.predict(X)["prediction"].to_numpy()
-        if self.model.task == "classification":
-            return float(accuracy_score(y, [category_key(p) for p in predicted]))
-        return float(r2_score(y, predicted))
+        outputs = self.model.predict_outputs(X)
+        if self.model.task == "classification":  # y: class indices
+            return float(accuracy_score(y, outputs.argmax(axis=1)))
+        return float(r2_score(y, outputs))
 
 
 def _permutation_importance(
     model: ExportedModel, rows: pd.DataFrame, target: pd.Series, repeats: int, seed: int
 ) -> dict[str, Any]:
-    estimator = _RawRowsModel(model)
     truth = target.to_numpy()
     if model.task == "classification":
-        truth = np.asarray([category_key(v) for v in truth])
+        truth = class_indices(truth, model.classes)
     found = permutation_importance(
-        estimator,
+        _RawRowsModel(model),
         rows[model.columns],
         truth,
-        scoring=lambda est, X, y: est.score(X, y),
+        scoring=lambda estimator, X, y: estimator.score(X, y),
         n_repeats=repeats,
         random_state=seed,
     )

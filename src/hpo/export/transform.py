@@ -27,7 +27,7 @@ def category_key(value: Any) -> str:
 def _numeric_block(frame: pd.DataFrame, block: dict[str, Any]) -> np.ndarray:
     columns = block["columns"]
     part = frame[columns]
-    if all(_is_number(part[c]) for c in columns):  # the common case, in one copy
+    if all(_is_number(dtype) for dtype in part.dtypes):  # the common case, in one copy
         values = part.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         values = _coerce_numeric(part)
@@ -40,8 +40,8 @@ def _numeric_block(frame: pd.DataFrame, block: dict[str, Any]) -> np.ndarray:
     return _scale(out, block.get("scale"))
 
 
-def _is_number(column: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+def _is_number(dtype: Any) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
 def _coerce_numeric(part: pd.DataFrame) -> np.ndarray:

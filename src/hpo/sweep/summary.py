@@ -74,9 +74,10 @@ def export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
     return lines
 
 
-def print_summary(result: SweepResult, cfg, stream=sys.stdout, exported=None) -> None:
-    """Print the sweep's summary, then the export's (``exported``: an ExportResult)."""
+def print_summary(result: SweepResult, cfg, stream=None, exported=None) -> None:
+    """Print the sweep's summary, then the export's (``exported``: an ExportResult), to
+    ``stream`` (default: the current sys.stdout, looked up at call time)."""
     lines = summary_lines(result, cfg)
     if exported is not None:
         lines += export_lines(exported.report, exported.best_dir, exported.export_seconds)
-    print("\n".join(lines), file=stream, flush=True)
+    print("\n".join(lines), file=stream or sys.stdout, flush=True)
