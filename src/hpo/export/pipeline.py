@@ -50,6 +50,7 @@ from hpo.export.transform import PREPROCESSING_FORMAT, category_key, transform_r
 CONFIG_FILE = "config.yaml"
 PERMUTATION_REPEATS = 5
 PERMUTATION_KEEP = 50  # columns kept in the report, most important first
+PERMUTATION_MAX_ROWS = 5000  # a seeded sample of larger test splits keeps the export quick
 PREPROCESSING_TOLERANCE = 1e-6
 
 
@@ -100,6 +101,9 @@ class _RawRowsModel:
 def _permutation_importance(
     model: ExportedModel, rows: pd.DataFrame, target: pd.Series, repeats: int, seed: int
 ) -> dict[str, Any]:
+    if len(rows) > PERMUTATION_MAX_ROWS:
+        sample = np.random.default_rng(seed).choice(len(rows), PERMUTATION_MAX_ROWS, replace=False)
+        rows, target = rows.iloc[sample], target.iloc[sample]
     truth = target.to_numpy()
     if model.task == "classification":
         truth = class_indices(truth, model.classes)

@@ -60,7 +60,9 @@ def learning_curves(
             lw=2,
             label="refit train",
         )
-    axes[0].set(xlabel="epoch", ylabel="loss", title="Best trial: loss per fold")
+    # Log scale: the first epochs' loss would flatten everything after them.
+    axes[0].set(xlabel="epoch", ylabel="loss (log scale)", title="Best trial: loss per fold")
+    axes[0].set_yscale("log")
     axes[0].legend(fontsize=7, ncol=2)
     if second:
         axes[1].set(xlabel="epoch", ylabel=second, title=f"Best trial: {second} per fold")

@@ -122,6 +122,8 @@ def replay_best_trial(
         if summary.epoch == best_epoch:
             at_best = summary
             modules = [m.cpu() for m in trainer.fold_modules(best=True)]
+    if not modules:  # the replay ended before best_epoch (it did not repeat the trial)
+        modules = [m.cpu() for m in trainer.fold_modules(best=True)]
     record = {
         "epochs": trainer.epoch,
         "histories": trainer.fold_histories(),
