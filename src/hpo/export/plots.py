@@ -119,6 +119,8 @@ def sweep_history(points: list[dict], metric: str) -> Figure | None:
     spent = [p["epochs_spent"] for p in points]
     for status, color in STATUS_COLORS.items():
         chosen = [p for p in points if p["status"] == status and p["trial_best"] is not None]
+        if not chosen:
+            continue
         ax.scatter(
             [p["epochs_spent"] for p in chosen],
             [p["trial_best"] for p in chosen],
@@ -128,6 +130,9 @@ def sweep_history(points: list[dict], metric: str) -> Figure | None:
         )
     best = [p["best_so_far"] if p["best_so_far"] is not None else np.nan for p in points]
     ax.step(spent, best, where="post", color="black", label="best so far")
+    values = [p["trial_best"] for p in points if p["trial_best"] is not None]
+    if values and min(values) > 0 and max(values) / min(values) > 10:
+        ax.set_yscale("log")  # losses of poor trials would squash the best ones
     ax.set(
         xlabel="epochs spent (cumulative, trials in start order)",
         ylabel=metric,

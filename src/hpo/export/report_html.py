@@ -32,8 +32,10 @@ def fmt(value: Any) -> str:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
     return escape(str(value))
 
 
@@ -196,8 +198,8 @@ def write_html(run, report: dict[str, Any], extra: dict[str, Any], path: Path) -
             ),
             "learning_curves",
             "Learning curves of the best trial, replayed: train (dashed) and validation "
-            "(solid) loss per fold, dots at each fold's early-stopping epoch; black: the "
-            "refit's training loss (refit strategy).",
+            "(solid) loss per fold, dots at each fold's early-stopping epoch"
+            + ("; black: the refit's training loss." if model.get("history") else "."),
         ),
         (outcome, "test_outcome", outcome_caption),
         (
