@@ -31,9 +31,14 @@ def run(args: argparse.Namespace) -> int:
     path = write_predictions(predictions, args.output)
     print(f"hpo: {len(predictions)} predictions ({model.task}) written to {path}")
     if model.target and model.target in rows.columns and rows[model.target].notna().all():
+        from hpo.errors import DataError
         from hpo.export.metrics import evaluate_predictions
 
-        metrics = evaluate_predictions(model.manifest, rows[model.target], predictions)
+        try:
+            metrics = evaluate_predictions(model.manifest, rows[model.target], predictions)
+        except DataError as exc:  # the predictions stand; only the scoring is skipped
+            print(f"  the target column `{model.target}` cannot be scored: {exc}")
+            return 0
         shown = ", ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "loss"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "sweep"
 HELP = "run a sweep (Hydra overrides after the command)"
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from hpo.sweep import run_sweep
     from hpo.sweep.summary import print_summary
 
-    result = run_sweep(cfg)
+    # The current stdout, not one bound when hpo.sweep was imported (Tune pickles it).
+    result = run_sweep(cfg, stream=sys.stdout)
     if result.best is None:
         print_summary(result, cfg)
         return 0
