@@ -48,7 +48,7 @@ def _test_rows(run_dir: Path) -> tuple[pd.DataFrame, pd.Series]:
 @pytest.fixture(scope="module")
 def iris_run(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("iris")
-    return _sweep(out, "data=iris", "trainer.max_epochs=6", "budget.num_samples=6")
+    return _sweep(out, "data=iris", "trainer.max_epochs=5", "budget.num_samples=4")
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def test_report_json_holds_every_section(report):
     assert over["optimism"] == pytest.approx(over["test"] - over["cv"])  # val_loss: min
     sweep = report["sweep"]
     assert (
-        sweep["trials"] == 6 == sweep["completed"] + sweep["stopped_by_scheduler"] + sweep["failed"]
+        sweep["trials"] == 4 == sweep["completed"] + sweep["stopped_by_scheduler"] + sweep["failed"]
     )
     assert sweep["wall_s"] > 0 and sweep["searcher"]["name"] == "tpe"
     inference = report["inference"]
