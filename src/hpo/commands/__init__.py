@@ -3,4 +3,5 @@
 
 COMMAND_MODULES = [
     "hpo.commands.sweep",
+    "hpo.commands.check_data",
 ]
