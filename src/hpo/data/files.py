@@ -141,7 +141,8 @@ def wanted_columns(available: list[str], data_cfg, target: str | None = None) ->
         unknown = [n for n in names if n not in available]
         if unknown:
             raise DataError(
-                f"config key `{key}`: no column {listed(unknown)} in the data; its columns "
+                f"config key `{key}`: no column {listed(f'`{n}`' for n in unknown)} in the "
+                "data; its columns "
                 f"are: {listed(available)}."
             )
     keep = set(chosen) if chosen is not None else set(available)

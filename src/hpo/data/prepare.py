@@ -24,8 +24,8 @@ from hpo.data.preprocessing import (
     transform_rows,
 )
 from hpo.data.sources import Table, load_table
-from hpo.data.splits import holdout_split, infer_task, make_folds
-from hpo.errors import ConfigError, DataError
+from hpo.data.splits import check_sizes, group_labels, holdout_split, infer_task, make_folds
+from hpo.errors import DataError
 
 
 @dataclass
@@ -267,14 +267,14 @@ def inspect_data(cfg, table: Table | None = None) -> PreparedData:
             f"target column `{target.name}` holds one class only ({classes[0]!r}); a "
             "classifier needs at least two. Check data.target."
         )
-    groups = _groups(raw_groups, cfg) if raw_groups is not None else None
+    groups = group_labels(raw_groups, cfg) if raw_groups is not None else None
     strategy = cfg.cv.strategy
     if strategy == "auto":
         # A group column means: keep each group inside one fold.
         strategy = (
             "group" if groups is not None else "stratified" if task == "classification" else "kfold"
         )
-    _check_sizes(y, task, cfg, classes, groups)
+    check_sizes(y, task, cfg, classes, groups)
     train_idx, test_idx = holdout_split(y, cfg.test_size, task, cfg.seed, groups)
 
     report.checks.append(
@@ -353,47 +353,3 @@ def prepare_data(cfg, table: Table | None = None) -> PreparedData:
     )
     prepared.fold_preprocessors = preprocessors
     return prepared
-
-
-def _groups(raw: pd.Series, cfg) -> np.ndarray:
-    column = cfg.data.group_column
-    if raw.isna().any():
-        raise DataError(
-            f"config key `data.group_column`: `{column}` is empty in {int(raw.isna().sum())} "
-            "rows; every row needs a group (fill them, or drop those rows)."
-        )
-    if cfg.cv.strategy not in ("auto", "group"):
-        raise ConfigError(
-            f"config key `cv.strategy`: {cfg.cv.strategy} folds would split groups of "
-            f"`{column}` across folds; use cv.strategy=group (or auto) with data.group_column."
-        )
-    return raw.to_numpy()
-
-
-def _check_sizes(y: np.ndarray, task: str, cfg, classes, groups) -> None:
-    n = len(y)
-    n_test = int(np.ceil(n * cfg.test_size))
-    needed = cfg.cv.folds * 2 + n_test
-    if n < needed:
-        raise DataError(
-            f"{n} rows are too few for test_size={cfg.test_size} and cv.folds={cfg.cv.folds} "
-            f"(need at least {needed}); lower cv.folds or test_size, or add rows."
-        )
-    if groups is not None:
-        n_groups = len(np.unique(groups))
-        if n_groups < cfg.cv.folds + 1:
-            raise DataError(
-                f"config key `data.group_column`: {n_groups} groups are too few for a test "
-                f"split and cv.folds={cfg.cv.folds} (need at least {cfg.cv.folds + 1}); lower "
-                "cv.folds or use a coarser grouping."
-            )
-        return  # groups, not classes, decide the split
-    if task == "classification":
-        counts = np.bincount(y, minlength=len(classes))
-        smallest = int(counts.min())
-        if smallest < cfg.cv.folds + 1:
-            rare = classes[int(counts.argmin())]
-            raise DataError(
-                f"class {rare!r} has {smallest} rows, too few for a stratified test split and "
-                f"cv.folds={cfg.cv.folds}; lower cv.folds, merge rare classes or add rows."
-            )

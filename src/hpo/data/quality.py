@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import balanced_accuracy_score, r2_score
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from hpo.data.leakage import single_column_scores
 
 QUALITY_FILE = "data_quality.json"
 LISTED_ROWS = 20  # row numbers kept per check (the count is always complete)
-LEAKAGE_ROWS = 20_000  # rows sampled for the one-column models
 IMBALANCE_WARN_RATIO = 3.0
 
 
@@ -239,55 +237,6 @@ def duplicates_across_split(
     )
 
 
-def _lookup_predict(codes_fit, y_fit, codes_eval, task, n_codes, n_classes):
-    """Predict from one categorical column: each category's majority class / mean."""
-    if task == "classification":
-        counts = np.zeros((n_codes, n_classes))
-        np.add.at(counts, (codes_fit, y_fit), 1)
-        best = counts.argmax(axis=1)
-        best[counts.sum(axis=1) == 0] = np.bincount(y_fit, minlength=n_classes).argmax()
-        return best[codes_eval]
-    sums = np.bincount(codes_fit, weights=y_fit, minlength=n_codes)
-    seen = np.bincount(codes_fit, minlength=n_codes)
-    means = np.where(seen > 0, sums / np.maximum(seen, 1), y_fit.mean())
-    return means[codes_eval]
-
-
-def single_column_scores(
-    features: pd.DataFrame, y: np.ndarray, task: str, seed: int
-) -> dict[str, float]:
-    """How well each column alone predicts the target, out of sample: a small tree for a
-    number, a per-category lookup for a category; balanced accuracy or R^2 on a held-out
-    half of (at most) LEAKAGE_ROWS sampled rows."""
-    order = np.random.default_rng(seed).permutation(len(y))[:LEAKAGE_ROWS]
-    half = len(order) // 2
-    fit, held = order[:half], order[half:]
-    if len(held) < 20:
-        return {}
-    n_classes = int(y.max()) + 1 if task == "classification" else 0
-    scores = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # classes absent from a sample half
-        for column in features.columns:
-            series = features[column]
-            if pd.api.types.is_numeric_dtype(series):
-                x = series.to_numpy(dtype=np.float64).reshape(-1, 1)
-                tree_cls = (
-                    DecisionTreeClassifier if task == "classification" else DecisionTreeRegressor
-                )
-                tree = tree_cls(max_depth=6, min_samples_leaf=5, random_state=seed)
-                pred = tree.fit(x[fit], y[fit]).predict(x[held])
-            else:
-                codes = pd.factorize(series, use_na_sentinel=True)[0] + 1  # missing: code 0
-                n_codes = int(codes.max()) + 1
-                pred = _lookup_predict(codes[fit], y[fit], codes[held], task, n_codes, n_classes)
-            if task == "classification":
-                scores[column] = float(balanced_accuracy_score(y[held], pred))
-            else:
-                scores[column] = float(r2_score(y[held], pred))
-    return scores
-
-
 def leakage(features: pd.DataFrame, y: np.ndarray, task: str, threshold: float, seed: int) -> Check:
     scores = single_column_scores(features, y, task, seed)
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
@@ -300,7 +249,9 @@ def leakage(features: pd.DataFrame, y: np.ndarray, task: str, threshold: float, 
         "columns",
         _status(len(flagged), "warning"),
         "flagged, kept",
-        f"Columns that alone predict the target ({score} >= data.leakage_threshold="
+        f"Columns that alone predict the target ({score}"
+        + (" or |Spearman correlation|" if task == "regression" else "")
+        + f" >= data.leakage_threshold="
         f"{threshold:g} on held-out non-test rows). Not dropped: if such a column is not "
         "known when you predict, or is derived from the target, drop it with "
         "data.drop_columns=[COLUMN].",

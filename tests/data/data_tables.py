@@ -1,5 +1,5 @@
-"""A customer table with the problems real exports have, written by the tests (and usable
-by hand: `python tests/data/messy.py out.csv`)."""
+"""Tables for the data tests: a clean one, and a customer table with the problems real
+exports have (also by hand: `python tests/data/data_tables.py out.csv`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,32 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+
+def clean_frame(rows: int = 90, seed: int = 0) -> pd.DataFrame:
+    """A table with no problem at all: two noisy numbers, a repeated integer, a category,
+    and a balanced text target that no single column predicts well."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.normal(size=rows)
+    signal = x1 + x2 + rng.normal(scale=1.0, size=rows)
+    return pd.DataFrame(
+        {
+            "x1": x1,
+            "x2": x2,
+            "visits": rng.integers(0, 5, rows),
+            "color": rng.choice(["red", "green", "blue"], rows),
+            "label": np.where(signal > np.median(signal), "good", "bad"),
+        }
+    )
+
+
+def write_table(frame: pd.DataFrame, path, fmt: str = "csv"):
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
 
 
 def messy_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
