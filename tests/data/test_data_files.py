@@ -125,3 +125,22 @@ def test_check_data_json_matches_the_messy_tables_problems(capsys, tmp_path):
     assert set(checks["inconsistent_categories"]["columns"]) == {"city", "churned (target)"}
     assert set(checks["id_columns"]["columns"]) == {"", "customer_id"}
     assert list(checks["leakage"]["columns"]) == ["refund_issued"]
+
+
+def test_lines_before_the_header_are_skipped_when_asked(tmp_path, small_cfg):
+    from hpo.errors import DataError
+
+    path = tmp_path / "titled.csv"
+    path.write_text("# exported 2026-01-01\n" + clean_frame().to_csv(index=False))
+    base = ["data=csv", f"data.path={path}", "data.target=label"]
+    with pytest.raises(DataError, match="data.skip_rows"):
+        inspect_data(small_cfg(*base))
+    assert len(inspect_data(small_cfg(*base, "data.skip_rows=1")).y) == 90
+
+
+def test_whole_number_classes_read_as_floats_stay_integers(table_cfg):
+    frame = clean_frame()
+    frame["label"] = np.where(frame["label"] == "good", 1.0, 0.0)
+    frame.loc[4, "label"] = np.nan  # a gap makes the CSV column float
+    prepared = inspect_data(table_cfg(frame))
+    assert prepared.classes == [0, 1] and all(type(c) is int for c in prepared.classes)

@@ -226,8 +226,8 @@ def plan_drops(
         if series.isna().all():
             empty[column] = "no value in any row"
             continue
-        if not series.isna().any() and series.nunique() == 1:
-            value = series.iloc[0]
+        value = series.iloc[0]
+        if not series.isna().any() and series.eq(value).all():  # cheaper than nunique
             constant[column] = value.item() if hasattr(value, "item") else value
             continue
         reason = _id_reason(series)

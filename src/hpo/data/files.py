@@ -54,6 +54,7 @@ def read_frame(
     columns: list[str] | None = None,
     delimiter: str = ",",
     string_columns: list[str] | tuple[str, ...] = (),
+    skip_rows: int = 0,
 ) -> pd.DataFrame:
     """Read a CSV or Parquet file into pandas with pyarrow's typed columns.
 
@@ -65,6 +66,7 @@ def read_frame(
         delimiter: the CSV field separator.
         string_columns: CSV columns to read as text whatever they look like (the
             categorical columns of a trained model, so ``7`` stays the category ``"7"``).
+        skip_rows: CSV lines before the header (a title, a comment).
     """
     path = _check_path(path, fmt)
     try:
@@ -80,6 +82,7 @@ def read_frame(
             )
             table = pa_csv.read_csv(
                 path,
+                read_options=pa_csv.ReadOptions(skip_rows=skip_rows),
                 parse_options=pa_csv.ParseOptions(delimiter=delimiter),
                 convert_options=convert,
             )
@@ -90,8 +93,8 @@ def read_frame(
     except (pa.ArrowException, OSError) as exc:
         message = " ".join(str(exc).split())
         hint = (
-            "check the file is a CSV with a header row (set data.delimiter if it is not ','), "
-            "or use data=parquet for a Parquet file"
+            "check the file is a CSV with a header row (set data.delimiter if it is not ',', "
+            "data.skip_rows if lines come before the header), or use data=parquet for Parquet"
             if fmt == "csv"
             else "check the file is Parquet, or use data=csv for a CSV file"
         )
@@ -161,7 +164,8 @@ def load_file(data_cfg) -> Table:
         columns = wanted_columns(_parquet_columns(path), data_cfg)
         frame = read_frame(path, fmt, na_values, columns=columns)
     else:
-        frame = read_frame(path, fmt, na_values, delimiter=delimiter)
+        skip_rows = int(getattr(data_cfg, "skip_rows", 0) or 0)
+        frame = read_frame(path, fmt, na_values, delimiter=delimiter, skip_rows=skip_rows)
         frame.columns = [str(c) for c in frame.columns]
         frame = frame[wanted_columns(list(frame.columns), data_cfg)]
     if len(frame) == 0:

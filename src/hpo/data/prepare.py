@@ -85,8 +85,11 @@ class PreparedData:
 
 
 def encode_target(target: pd.Series, task: str) -> tuple[np.ndarray, list | None]:
-    """Class indices (classes sorted) for classification, float32 values for regression."""
+    """Class indices (classes sorted) for classification, float32 values for regression.
+    Whole-number classes read as floats (a column with gaps) are labelled as integers."""
     if task == "classification":
+        if pd.api.types.is_float_dtype(target) and np.array_equal(target, np.round(target)):
+            target = target.astype(np.int64)
         classes = sorted(target.unique().tolist(), key=lambda v: (str(type(v)), v))
         lookup = {c: i for i, c in enumerate(classes)}
         return target.map(lookup).to_numpy(dtype=np.int64), classes
@@ -166,7 +169,7 @@ def _clean(table: Table, data_cfg, report: quality.QualityReport) -> _Cleaned:
     drops = plan_drops(cleaned[keep], data_cfg)
     used = [c for c in cleaned.columns if c not in to_drop(drops)]
     # Duplicates are judged on the columns that stay (a row number would hide them all).
-    duplicated = pd.concat([cleaned[used], target], axis=1).duplicated().to_numpy() & keep
+    duplicated = quality.duplicated_rows(cleaned[used], target) & keep
     if drop_duplicates and duplicated.any():
         keep = keep & ~duplicated
         # A customer id exported twice is unique once the copies are gone.
@@ -325,7 +328,11 @@ def inspect_data(cfg, table: Table | None = None) -> PreparedData:
 def prepare_data(cfg, table: Table | None = None) -> PreparedData:
     """Load (unless given), clean, check, split, and preprocess each fold, as the config
     says. Each fold's preprocessing is fit on its train part only."""
-    prepared = inspect_data(cfg, table)
+    return build_folds(inspect_data(cfg, table), cfg)
+
+
+def build_folds(prepared: PreparedData, cfg) -> PreparedData:
+    """Cut the non-test rows into folds and preprocess each (``prepared.trial_data``)."""
     y, task = prepared.y, prepared.task
     rest = prepared.train_idx
     groups = prepared.groups

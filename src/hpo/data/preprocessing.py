@@ -65,10 +65,15 @@ def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
         impute = SimpleImputer(strategy="most_frequent", missing_values=np.nan)
+        max_categories = getattr(data_cfg, "max_categories", 50)
+        if max_categories and features[categorical].nunique().max() <= max_categories:
+            # No column has more: the cap changes nothing, and without it the encoder
+            # skips counting every value in Python (minutes on a million rows).
+            max_categories = None
         if encoding == "onehot":
             encoder = OneHotEncoder(
                 handle_unknown="ignore",
-                max_categories=getattr(data_cfg, "max_categories", 50),
+                max_categories=max_categories,
                 sparse_output=False,
                 dtype=np.float32,
             )
