@@ -79,6 +79,19 @@ def test_bad_tables_fail_with_one_line_and_no_run_directory(capsys, file_args, t
     assert not (tmp_path / "runs").exists()  # nothing half-written
 
 
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.scaling=zscore", "data.scaling"),
+        ("data.encoding=target", "data.encoding"),
+        ("data.leakage_threshold=2", "data.leakage_threshold"),
+    ],
+)
+def test_bad_data_options_fail_in_check_data_too(capsys, file_args, override, key):
+    args = file_args(clean_frame(), override)
+    assert_one_line_error(*run_cli(capsys, args, "check-data"), f"`{key}`")
+
+
 def test_missing_file(capsys, tmp_path):
     args = ["data=csv", f"data.path={tmp_path / 'nope.csv'}", "data.target=y"]
     assert_one_line_error(*run_cli(capsys, args), "data.path", "no file at", "nope.csv")

@@ -114,9 +114,10 @@ def _number_profile(counts: pd.Series) -> tuple[int, int, dict[str, int]]:
 
 def _spellings(counts: pd.Series) -> dict[str, dict[str, int]]:
     """Categories written more than one way (case, surrounding spaces): key -> spellings."""
-    keys = counts.index.to_series().astype(str).str.strip().str.casefold()
+    keys = counts.index.to_series().astype(str).str.strip().str.casefold().to_numpy()
+    shared = pd.Series(keys).duplicated(keep=False).to_numpy()  # only these can clash
     groups: dict[str, dict[str, int]] = {}
-    for key, spelled in counts.groupby(keys.to_numpy(), sort=True):
+    for key, spelled in counts[shared].groupby(keys[shared], sort=True):
         if len(spelled) > 1:
             groups[str(key)] = {str(k): int(v) for k, v in spelled.items()}
     return groups

@@ -18,6 +18,7 @@ from hpo.data import quality
 from hpo.data.clean import clean_features, clean_target, narrow_spec, plan_cleaning, plan_drops
 from hpo.data.files import listed
 from hpo.data.preprocessing import (
+    check_options,
     fit_preprocessor,
     merge_layouts,
     output_names,
@@ -228,6 +229,7 @@ def inspect_data(cfg, table: Table | None = None) -> PreparedData:
         DataError / ConfigError: data that cannot be used as given, before any Ray work.
     """
     data_cfg = cfg.data
+    check_options(data_cfg)
     table = table if table is not None else load_table(data_cfg)
     report = quality.QualityReport(
         source={

@@ -42,9 +42,8 @@ def split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
-    """An unfitted ColumnTransformer for these columns and the config's options."""
-    numeric, categorical = split_columns(features)
+def check_options(data_cfg) -> None:
+    """The data options' values (types are the schema's job), before anything is loaded."""
     scaling = getattr(data_cfg, "scaling", "standard")
     encoding = getattr(data_cfg, "encoding", "onehot")
     if scaling not in (*SCALERS, "none"):
@@ -56,6 +55,20 @@ def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
         raise ConfigError(
             f"config key `data.encoding`: must be onehot or ordinal, got {encoding!r}."
         )
+    for key in ("max_stray_fraction", "leakage_threshold"):
+        value = getattr(data_cfg, key, 0.0)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"config key `data.{key}`: must lie in [0, 1], got {value}.")
+    if getattr(data_cfg, "max_categories", 2) < 2:
+        raise ConfigError("config key `data.max_categories`: must be at least 2.")
+
+
+def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
+    """An unfitted ColumnTransformer for these columns and the config's options."""
+    numeric, categorical = split_columns(features)
+    check_options(data_cfg)
+    scaling = getattr(data_cfg, "scaling", "standard")
+    encoding = getattr(data_cfg, "encoding", "onehot")
     transformers = []
     if numeric:
         has_missing = bool(features[numeric].isna().any().any())
