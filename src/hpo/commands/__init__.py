@@ -5,4 +5,5 @@ COMMAND_MODULES = [
     "hpo.commands.sweep",
     "hpo.commands.predict",
     "hpo.commands.report",
+    "hpo.commands.check_data",
 ]

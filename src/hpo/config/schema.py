@@ -27,6 +27,11 @@ class DataConfig:
     scaling: str = "standard"  # standard | robust | minmax | none
     encoding: str = "onehot"  # onehot | ordinal
     max_categories: int = 50
+    delimiter: str = ","  # CSV field separator
+    skip_rows: int = 0  # CSV lines before the header
+    normalize_categories: bool = True  # strip spaces and fold case in category values
+    max_stray_fraction: float = 0.05  # text values a numeric column may hold (coerced)
+    leakage_threshold: float = 0.98  # one column's score that flags probable leakage
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Data: sources, splits, preprocessing and the fold arrays that trials train on."""
+"""Data: sources, cleaning, quality checks, splits, preprocessing and the fold arrays that
+trials train on."""
 
-from hpo.data.prepare import FoldArrays, PreparedData, prepare_data
+from hpo.data.prepare import FoldArrays, PreparedData, inspect_data, prepare_data
 
-__all__ = ["FoldArrays", "PreparedData", "prepare_data"]
+__all__ = ["FoldArrays", "PreparedData", "inspect_data", "prepare_data"]

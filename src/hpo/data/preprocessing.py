@@ -21,6 +21,8 @@ from sklearn.preprocessing import (
 
 from hpo.errors import ConfigError
 
+CHUNK_ROWS = 65_536  # rows transformed at a time: sklearn's float64 temporaries stay small
+
 SCALERS = {
     "standard": StandardScaler,
     "robust": RobustScaler,
@@ -40,9 +42,8 @@ def split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
-    """An unfitted ColumnTransformer for these columns and the config's options."""
-    numeric, categorical = split_columns(features)
+def check_options(data_cfg) -> None:
+    """The data options' values (types are the schema's job), before anything is loaded."""
     scaling = getattr(data_cfg, "scaling", "standard")
     encoding = getattr(data_cfg, "encoding", "onehot")
     if scaling not in (*SCALERS, "none"):
@@ -54,6 +55,20 @@ def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
         raise ConfigError(
             f"config key `data.encoding`: must be onehot or ordinal, got {encoding!r}."
         )
+    for key in ("max_stray_fraction", "leakage_threshold"):
+        value = getattr(data_cfg, key, 0.0)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"config key `data.{key}`: must lie in [0, 1], got {value}.")
+    if getattr(data_cfg, "max_categories", 2) < 2:
+        raise ConfigError("config key `data.max_categories`: must be at least 2.")
+
+
+def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
+    """An unfitted ColumnTransformer for these columns and the config's options."""
+    numeric, categorical = split_columns(features)
+    check_options(data_cfg)
+    scaling = getattr(data_cfg, "scaling", "standard")
+    encoding = getattr(data_cfg, "encoding", "onehot")
     transformers = []
     if numeric:
         has_missing = bool(features[numeric].isna().any().any())
@@ -63,10 +78,15 @@ def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
         impute = SimpleImputer(strategy="most_frequent", missing_values=np.nan)
+        max_categories = getattr(data_cfg, "max_categories", 50)
+        if max_categories and features[categorical].nunique().max() <= max_categories:
+            # No column has more: the cap changes nothing, and without it the encoder
+            # skips counting every value in Python (minutes on a million rows).
+            max_categories = None
         if encoding == "onehot":
             encoder = OneHotEncoder(
                 handle_unknown="ignore",
-                max_categories=getattr(data_cfg, "max_categories", 50),
+                max_categories=max_categories,
                 sparse_output=False,
                 dtype=np.float32,
             )
@@ -82,3 +102,49 @@ def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
 
 def to_float32(array) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+
+
+def fit_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
+    """``build_preprocessor`` fit on exactly these rows (a fold's train part, or all
+    non-test rows for the refit)."""
+    return build_preprocessor(features, data_cfg).fit(features)
+
+
+def output_names(preprocessor: ColumnTransformer) -> list[str]:
+    return [str(n) for n in preprocessor.get_feature_names_out()]
+
+
+def merge_layouts(layouts: list[list[str]]) -> list[str]:
+    """Every output column of any fold, first-seen order. Folds can differ (a category or
+    a missing value only some train parts hold); the trials' models need one width."""
+    merged: dict[str, None] = {}
+    for names in layouts:
+        merged.update(dict.fromkeys(names))
+    return list(merged)
+
+
+def transform_rows(
+    preprocessor: ColumnTransformer,
+    features: pd.DataFrame,
+    rows: np.ndarray,
+    layout: list[str] | None = None,
+) -> np.ndarray:
+    """float32 features of ``rows``, transformed in chunks into one preallocated array.
+
+    With ``layout``, columns go to their place in it and the columns this preprocessor
+    does not produce stay 0, which is what one-hot's ``handle_unknown="ignore"`` gives a
+    category the fold never saw.
+    """
+    names = output_names(preprocessor)
+    positions = None
+    if layout is not None and layout != names:
+        index = {name: i for i, name in enumerate(layout)}
+        positions = np.array([index[name] for name in names])
+    out = np.zeros((len(rows), len(layout) if layout is not None else len(names)), np.float32)
+    for start in range(0, len(rows), CHUNK_ROWS):
+        block = preprocessor.transform(features.iloc[rows[start : start + CHUNK_ROWS]])
+        if positions is None:
+            out[start : start + len(block)] = block
+        else:
+            out[start : start + len(block), positions] = block
+    return out

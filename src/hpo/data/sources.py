@@ -1,4 +1,5 @@
-"""Data sources: the built-in datasets (scikit-learn's bundled ones, offline)."""
+"""Data sources: the built-in datasets (scikit-learn's bundled ones, offline) and files
+(CSV, Parquet: hpo.data.files)."""
 
 from __future__ import annotations
 
@@ -30,14 +31,22 @@ class Table:
 def load_table(data_cfg) -> Table:
     """Load the configured data source."""
     source = data_cfg.source
-    if source == "builtin":
-        return load_builtin(data_cfg.name)
-    loader = _FILE_SOURCES.get(source)
-    if loader is None:
+    if source in ("csv", "parquet"):
+        from hpo.data.files import load_file  # pyarrow only when a file is asked for
+
+        return load_file(data_cfg)
+    if source != "builtin":
         raise DataError(
             f"config key `data.source`: unknown source {source!r}; use builtin, csv or parquet."
         )
-    return loader(data_cfg)
+    table = load_builtin(data_cfg.name)
+    if data_cfg.get("columns") or data_cfg.get("drop_columns"):
+        from hpo.data.files import wanted_columns
+
+        available = [*table.features.columns, table.target.name]
+        chosen = wanted_columns(available, data_cfg, target=table.target.name)
+        table.features = table.features[[c for c in chosen if c != table.target.name]]
+    return table
 
 
 def load_builtin(name: str) -> Table:
@@ -54,7 +63,3 @@ def load_builtin(name: str) -> Table:
         target = target.map(dict(enumerate(str(n) for n in bunch.target_names)))
     target.name = "target"
     return Table(features=features, target=target, name=name)
-
-
-# File sources register here (csv, parquet); see hpo.data.files.
-_FILE_SOURCES: dict = {}

@@ -95,3 +95,49 @@ def make_folds(
         )
     placeholder = np.zeros(len(y))
     return [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(placeholder, y, groups)]
+
+
+def group_labels(raw: pd.Series, cfg) -> np.ndarray:
+    """The group of each row, from ``data.group_column``."""
+    column = cfg.data.group_column
+    if raw.isna().any():
+        raise DataError(
+            f"config key `data.group_column`: `{column}` is empty in {int(raw.isna().sum())} "
+            "rows; every row needs a group (fill them, or drop those rows)."
+        )
+    if cfg.cv.strategy not in ("auto", "group"):
+        raise ConfigError(
+            f"config key `cv.strategy`: {cfg.cv.strategy} folds would split groups of "
+            f"`{column}` across folds; use cv.strategy=group (or auto) with data.group_column."
+        )
+    return raw.to_numpy()
+
+
+def check_sizes(y: np.ndarray, task: str, cfg, classes, groups) -> None:
+    """Enough rows (and groups, and rows per class) for the test split and the folds?"""
+    n = len(y)
+    n_test = int(np.ceil(n * cfg.test_size))
+    needed = cfg.cv.folds * 2 + n_test
+    if n < needed:
+        raise DataError(
+            f"{n} rows are too few for test_size={cfg.test_size} and cv.folds={cfg.cv.folds} "
+            f"(need at least {needed}); lower cv.folds or test_size, or add rows."
+        )
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_groups < cfg.cv.folds + 1:
+            raise DataError(
+                f"config key `data.group_column`: {n_groups} groups are too few for a test "
+                f"split and cv.folds={cfg.cv.folds} (need at least {cfg.cv.folds + 1}); lower "
+                "cv.folds or use a coarser grouping."
+            )
+        return  # groups, not classes, decide the split
+    if task == "classification":
+        counts = np.bincount(y, minlength=len(classes))
+        smallest = int(counts.min())
+        if smallest < cfg.cv.folds + 1:
+            rare = classes[int(counts.argmin())]
+            raise DataError(
+                f"class {rare!r} has {smallest} rows, too few for a stratified test split and "
+                f"cv.folds={cfg.cv.folds}; lower cv.folds, merge rare classes or add rows."
+            )

@@ -28,6 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from hpo.cluster import cluster_cpus, cluster_gpus, start_ray, stop_ray
 from hpo.data.prepare import PreparedData, prepare_data
+from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError, ResourceError
 from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
 from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch
@@ -214,6 +215,7 @@ def run_sweep(
             file=stream,
             flush=True,
         )
+    report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings printed
     owns_ray = start_ray(cfg.cluster)
     try:
         concurrent = check_resources(cfg)

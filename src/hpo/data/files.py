@@ -1,0 +1,175 @@
+"""CSV and Parquet files, read through pyarrow so columns come typed (not all strings).
+
+``read_frame`` reads any such file into pandas (training and ``hpo predict`` both use it);
+``load_file`` turns the configured file into a Table: the target split off and the feature
+columns chosen by ``data.columns`` / ``data.drop_columns``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from hpo.data.sources import Table
+from hpo.errors import ConfigError, DataError
+
+FORMATS = ("csv", "parquet")
+LISTED_COLUMNS = 30  # how many column names an error message lists
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _check_path(path: str | None, fmt: str) -> str:
+    if not path:
+        raise ConfigError(
+            f"config key `data.path`: data={fmt} needs a file; pass data.path=FILE "
+            f"(and data.target=COLUMN)."
+        )
+    path = str(path)
+    if _is_uri(path):
+        return path  # s3://, gs://, hdfs://: pyarrow's filesystems open those
+    local = Path(path).expanduser()
+    if not local.exists():
+        raise DataError(
+            f"config key `data.path`: no file at {local.resolve()}; check the path "
+            "(relative paths start from the directory you run hpo in)."
+        )
+    if not local.is_file():
+        raise DataError(f"config key `data.path`: {local.resolve()} is not a file.")
+    if local.stat().st_size == 0:
+        raise DataError(f"config key `data.path`: {local.resolve()} is empty (0 bytes).")
+    return str(local)
+
+
+def read_frame(
+    path: str,
+    fmt: str,
+    na_values: list[str] | tuple[str, ...] = (),
+    columns: list[str] | None = None,
+    delimiter: str = ",",
+    string_columns: list[str] | tuple[str, ...] = (),
+    skip_rows: int = 0,
+) -> pd.DataFrame:
+    """Read a CSV or Parquet file into pandas with pyarrow's typed columns.
+
+    Args:
+        path: a local path or a URI pyarrow can open (s3://...).
+        fmt: ``csv`` or ``parquet``.
+        na_values: CSV cells that mean "missing" (Parquet nulls are already typed).
+        columns: read only these (Parquet: only these leave the disk).
+        delimiter: the CSV field separator.
+        string_columns: CSV columns to read as text whatever they look like (the
+            categorical columns of a trained model, so ``7`` stays the category ``"7"``).
+        skip_rows: CSV lines before the header (a title, a comment).
+    """
+    path = _check_path(path, fmt)
+    try:
+        if fmt == "parquet":
+            table = pq.read_table(path, columns=columns)
+        elif fmt == "csv":
+            convert = pa_csv.ConvertOptions(
+                null_values=list(na_values),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                include_columns=columns or [],
+                column_types={c: pa.string() for c in string_columns},
+            )
+            table = pa_csv.read_csv(
+                path,
+                read_options=pa_csv.ReadOptions(skip_rows=skip_rows),
+                parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+                convert_options=convert,
+            )
+        else:
+            raise ConfigError(
+                f"config key `data.source`: unknown file format {fmt!r}; use csv or parquet."
+            )
+    except (pa.ArrowException, OSError) as exc:
+        message = " ".join(str(exc).split())
+        hint = (
+            "check the file is a CSV with a header row (set data.delimiter if it is not ',', "
+            "data.skip_rows if lines come before the header), or use data=parquet for Parquet"
+            if fmt == "csv"
+            else "check the file is Parquet, or use data=csv for a CSV file"
+        )
+        raise DataError(f"cannot read {path} as {fmt}: {message}; {hint}.") from exc
+    # self_destruct frees each Arrow column as it is converted: peak memory stays near
+    # one copy of the data instead of two.
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _parquet_columns(path: str) -> list[str]:
+    try:
+        return list(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError) as exc:
+        message = " ".join(str(exc).split())
+        raise DataError(
+            f"cannot read {path} as parquet: {message}; check the file is Parquet, or use "
+            "data=csv for a CSV file."
+        ) from exc
+
+
+def listed(names) -> str:
+    names = [str(n) for n in names]
+    shown = ", ".join(names[:LISTED_COLUMNS])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > LISTED_COLUMNS else "")
+
+
+def wanted_columns(available: list[str], data_cfg, target: str | None = None) -> list[str]:
+    """The columns to load: target, group column and the chosen features, in file order."""
+    target = target or data_cfg.target
+    if not target:
+        raise ConfigError(
+            f"config key `data.target`: name the column to predict with data.target=COLUMN; "
+            f"the file's columns are: {listed(available)}."
+        )
+    if target not in available:
+        raise DataError(
+            f"config key `data.target`: no column `{target}` in the file; its columns are: "
+            f"{listed(available)}."
+        )
+    chosen = list(data_cfg.columns) if data_cfg.columns else None
+    named = {
+        "data.columns": chosen or [],
+        "data.drop_columns": list(data_cfg.drop_columns or []),
+        "data.group_column": [data_cfg.group_column] if data_cfg.group_column else [],
+    }
+    for key, names in named.items():
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise DataError(
+                f"config key `{key}`: no column {listed(f'`{n}`' for n in unknown)} in the "
+                "data; its columns "
+                f"are: {listed(available)}."
+            )
+    keep = set(chosen) if chosen is not None else set(available)
+    keep -= set(named["data.drop_columns"])
+    keep |= {target, *named["data.group_column"]}
+    return [c for c in available if c in keep]
+
+
+def load_file(data_cfg) -> Table:
+    """The configured CSV or Parquet file as a Table (raw values; cleaning comes later)."""
+    fmt = data_cfg.source
+    path = _check_path(data_cfg.path, fmt)
+    na_values = list(data_cfg.na_values or [])
+    delimiter = getattr(data_cfg, "delimiter", None) or ","
+    if fmt == "parquet":
+        columns = wanted_columns(_parquet_columns(path), data_cfg)
+        frame = read_frame(path, fmt, na_values, columns=columns)
+    else:
+        skip_rows = int(getattr(data_cfg, "skip_rows", 0) or 0)
+        frame = read_frame(path, fmt, na_values, delimiter=delimiter, skip_rows=skip_rows)
+        frame.columns = [str(c) for c in frame.columns]
+        frame = frame[wanted_columns(list(frame.columns), data_cfg)]
+    if len(frame) == 0:
+        raise DataError(f"config key `data.path`: {path} has a header but no rows.")
+    target = frame.pop(data_cfg.target)
+    name = Path(path).stem if not _is_uri(path) else path.rsplit("/", 1)[-1]
+    return Table(features=frame, target=target, name=name)
