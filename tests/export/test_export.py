@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -15,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from export_runs import held_out_rows as _test_rows
+from export_runs import sweep as _sweep
 
 from hpo.cli import main
-from hpo.config import load_run_config
-from hpo.data import prepare_data
 from hpo.export.metrics import evaluate_predictions
 from hpo.export.predictor import load_model
 from hpo.export.report_html import fmt
@@ -26,23 +24,6 @@ from hpo.export.report_html import fmt
 pytestmark = pytest.mark.slow
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-SMALL = ["cv.folds=3", "trainer.patience=3", "scheduler.grace_period=1"]
-
-
-def _sweep(out: Path, *overrides: str) -> tuple[Path, str]:
-    """`hpo sweep` in this process (on the session's Ray); the run dir and what it printed."""
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = main(["sweep", *SMALL, f"output_dir={out}", *overrides])
-    assert code == 0, printed.getvalue()
-    (run_dir,) = [p for p in out.glob("*/*") if p.is_dir()]
-    return run_dir, printed.getvalue()
-
-
-def _test_rows(run_dir: Path) -> tuple[pd.DataFrame, pd.Series]:
-    prepared = prepare_data(load_run_config(run_dir))
-    rows = prepared.features.iloc[prepared.test_idx].reset_index(drop=True)
-    return rows, prepared.table.target.iloc[prepared.test_idx].reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

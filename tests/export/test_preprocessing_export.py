@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hpo.data.clean import clean_features, plan_cleaning
 from hpo.data.preprocessing import build_preprocessor, to_float32
 from hpo.errors import DataError
 from hpo.export.preprocessing import export_preprocessor
-from hpo.export.transform import check_columns, transform_rows
+from hpo.export.transform import transform_rows
 
 
 def _table(n: int, seed: int) -> pd.DataFrame:
@@ -62,36 +63,114 @@ def test_infrequent_categories_share_one_column_and_indicators_mark_missing():
     assert colour["codes"]["d"] == colour["codes"]["e"] == colour["codes"]["f"] == 2
 
 
-def test_a_missing_column_is_named():
-    with pytest.raises(DataError, match="`colour`"):
-        check_columns(_table(5, 0).drop(columns=["colour"]), ["size", "colour"])
+def _cleaning(frame: pd.DataFrame, na_values: list[str]) -> dict:
+    """The cleaning spec training decides for this frame (hpo.data.clean)."""
+    cfg = SimpleNamespace(na_values=na_values, normalize_categories=True, max_stray_fraction=0.05)
+    spec, _ = plan_cleaning(frame, cfg)
+    return spec
 
 
-def test_a_text_value_in_a_numeric_column_is_named():
-    cfg = SimpleNamespace(scaling="standard", encoding="onehot", max_categories=4)
-    train = _table(50, 0)
-    spec = export_preprocessor(build_preprocessor(train, cfg).fit(train), "features")
-    bad = train.astype({"count": object})
-    bad.loc[3, "count"] = "lots"
-    with pytest.raises(DataError, match="`count`.*'lots'"):
-        transform_rows(bad, spec)
-
-
-def test_csv_rows_read_back_give_the_same_features(tmp_path):
-    """`hpo predict` reads a CSV as training read its frame: text categories (also
-    number-like ones), the configured missing-value markers as missing."""
-    from hpo.export.predictor import ExportedModel, read_rows
+def _model(train: pd.DataFrame, cleaning: dict, layout: list[str] | None = None):
+    """An ExportedModel (no ONNX session: only its cleaning and preprocessing are used)."""
+    from hpo.export.predictor import ExportedModel
     from hpo.export.preprocessing import column_kinds
 
     cfg = SimpleNamespace(scaling="standard", encoding="onehot", max_categories=4)
+    cleaned = clean_features(train, cleaning)
+    fitted = build_preprocessor(cleaned, cfg).fit(cleaned)
+    document = {
+        "cleaning": cleaning,
+        "columns": column_kinds(cleaned),
+        "inputs": [export_preprocessor(fitted, "features", layout)],
+    }
+    return ExportedModel({"delimiter": ","}, json.loads(json.dumps(document)), session=None)
+
+
+def test_a_missing_column_is_named():
+    train = _table(50, 0)
+    model = _model(train, _cleaning(train, []))
+    with pytest.raises(DataError, match="`colour`"):
+        model.features(train.drop(columns=["colour"]))
+
+
+def test_text_in_a_numeric_column_is_missing_and_named():
+    """Cleaning turns stray text into a missing value (imputed, as in training); the
+    predictor lists the values it could not read."""
+    train = _table(50, 0)
+    model = _model(train, _cleaning(train, ["?"]))
+    raw = train.astype({"count": object})
+    raw.loc[3, "count"] = "lots"
+    raw.loc[4, "count"] = "?"  # a missing-value marker is not an unreadable number
+    expected = train.copy()
+    expected.loc[[3, 4], "count"] = np.nan
+    features = model.features(raw)["features"]
+    np.testing.assert_array_equal(features, model.features(expected)["features"])
+    assert model.unreadable_numbers(raw, model.clean(raw)) == {"count": (1, ["lots"])}
+
+
+def test_outputs_go_to_their_place_in_a_wider_layout():
+    """A fold-model's input is the union of all folds' columns; a fold whose train part
+    lacks a category (and has no missing value) fills only its own columns."""
+    from hpo.data.preprocessing import merge_layouts, output_names
+    from hpo.data.preprocessing import transform_rows as sklearn_rows
+
+    cfg = SimpleNamespace(scaling="standard", encoding="onehot", max_categories=10)
+    frame = _table(200, 4)
+    part = frame[(frame["colour"] != "c") & frame["size"].notna()]
+    narrow, full = (
+        build_preprocessor(part, cfg).fit(part),
+        build_preprocessor(frame, cfg).fit(frame),
+    )
+    layout = merge_layouts([output_names(narrow), output_names(full)])
+    assert output_names(narrow) != layout  # the case under test
+    spec = json.loads(json.dumps(export_preprocessor(narrow, "features_0", layout)))
+    rows = np.arange(len(frame))
+    expected = sklearn_rows(narrow, frame, rows, layout)
+    np.testing.assert_array_equal(transform_rows(frame, spec), expected)
+    assert "positions" not in export_preprocessor(full, "features_1", output_names(full))
+
+
+def test_csv_rows_read_back_give_the_same_features(tmp_path):
+    """`hpo predict` reads a CSV as training read its file: text categories (also
+    number-like ones), the configured missing-value markers as missing, and cleans it
+    the same way (spellings, stray text)."""
+    from hpo.export.predictor import read_rows
+
     train = _table(200, 3)
-    train["grade"] = np.where(np.arange(200) % 3 == 0, "1", "2").astype(object)  # text
-    spec = export_preprocessor(build_preprocessor(train, cfg).fit(train), "features")
-    document = {"columns": column_kinds(train), "inputs": [spec]}
-    model = ExportedModel({"na_values": ["?"]}, document, session=None)
-    written = train.copy()
+    # a categorical code, some codes number-like: in a file holding only those, pyarrow
+    # alone would read numbers (7, not "007")
+    train["grade"] = np.array(["007", "010", "A"], dtype=object)[np.arange(200) % 3]
+    model = _model(train, _cleaning(train, ["?"]))
+    assert "grade" in model.cleaning["categorical"]
+    written = train[train["grade"] != "A"].reset_index(drop=True)
+    expected = model.features(written)["features"]
     written["colour"] = written["colour"].fillna("?")  # a missing-value marker in the file
+    written["shape"] = written["shape"].str.upper() + " "  # another spelling, one category
     written.to_csv(tmp_path / "rows.csv", index=False)
     read = read_rows(tmp_path / "rows.csv", model)
-    assert read["grade"].tolist() == train["grade"].tolist()
-    np.testing.assert_array_equal(transform_rows(read, spec), transform_rows(train, spec))
+    assert set(read["grade"]) == {"007", "010"}
+    np.testing.assert_array_equal(model.features(read)["features"], expected)
+
+
+@pytest.mark.parametrize(
+    "classes, raw, expected",
+    [
+        (
+            ["no", "yes"],
+            [" Yes", "no", "NO ", "?", None, "maybe"],
+            ["yes", "no", "no", None, None, "maybe"],
+        ),
+        ([0, 1], [1.0, 0, "1", None], [1, 0, 1, None]),
+    ],
+)
+def test_a_raw_target_column_is_matched_to_the_classes(classes, raw, expected):
+    """Scoring raw rows: labels normalized as training normalized them; an unknown label
+    stays as written (so the metrics name it), an empty one is missing."""
+    from hpo.export.predictor import ExportedModel
+
+    model = ExportedModel(
+        {"task": "classification", "classes": classes}, {"cleaning": {"na_values": ["?"]}}, None
+    )
+    got = model.true_values(pd.Series(raw, dtype=object)).tolist()
+    assert [None if pd.isna(v) else v for v in got] == expected
+    assert [type(v) for v in got if not pd.isna(v)] == [type(v) for v in expected if v is not None]

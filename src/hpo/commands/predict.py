@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hpo.export.predictor import ExportedModel
 
 NAME = "predict"
 HELP = "predict with an exported model (RUN_DIR/best) on CSV or Parquet rows"
@@ -27,20 +33,36 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model_dir, threads=args.threads)
     rows = read_rows(args.input, model)
-    predictions = model.predict(rows)
+    cleaned = model.clean(rows)  # names any missing column before anything is written
+    for column, (count, values) in model.unreadable_numbers(rows, cleaned).items():
+        shown = ", ".join(repr(v) for v in values)
+        print(
+            f"hpo: note: column `{column}` is numeric but {count} value(s) are not numbers "
+            f"({shown}); they are treated as missing and imputed, as in training."
+        )
+    predictions = model.predict_cleaned(cleaned)
     path = write_predictions(predictions, args.output)
     print(f"hpo: {len(predictions)} predictions ({model.task}) written to {path}")
-    if model.target and model.target in rows.columns and rows[model.target].notna().all():
-        from hpo.errors import DataError
-        from hpo.export.metrics import evaluate_predictions
-
-        try:
-            metrics = evaluate_predictions(model.manifest, rows[model.target], predictions)
-        except DataError as exc:  # the predictions stand; only the scoring is skipped
-            print(f"  the target column `{model.target}` cannot be scored: {exc}")
-            return 0
-        shown = ", ".join(
-            f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "loss"
-        )
-        print(f"  the input has the target column `{model.target}`: {shown}")
+    if model.target and model.target in rows.columns:
+        _score(model, rows[model.target], predictions)
     return 0
+
+
+def _score(model: ExportedModel, target: pd.Series, predictions: pd.DataFrame) -> None:
+    """Print the metrics on the rows whose target is known (the predictions stand)."""
+    from hpo.errors import DataError
+    from hpo.export.metrics import evaluate_predictions
+
+    truth = model.true_values(target)
+    known = truth.notna().to_numpy()
+    if not known.any():
+        return
+    try:
+        metrics = evaluate_predictions(model.manifest, truth[known], predictions[known])
+    except DataError as exc:  # only the scoring is skipped
+        print(f"  the target column `{model.target}` cannot be scored: {exc}")
+        return
+    shown = ", ".join(
+        f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "loss"
+    )
+    print(f"  the input has the target column `{model.target}` ({int(known.sum())} rows): {shown}")

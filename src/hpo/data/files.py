@@ -8,14 +8,17 @@ columns chosen by ``data.columns`` / ``data.drop_columns``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from hpo.data.sources import Table
 from hpo.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from hpo.data.sources import Table
 
 FORMATS = ("csv", "parquet")
 LISTED_COLUMNS = 30  # how many column names an error message lists
@@ -156,6 +159,10 @@ def wanted_columns(available: list[str], data_cfg, target: str | None = None) ->
 
 def load_file(data_cfg) -> Table:
     """The configured CSV or Parquet file as a Table (raw values; cleaning comes later)."""
+    # Here, not at the top: hpo predict reads files through read_frame, and
+    # hpo.data.sources imports scikit-learn's datasets.
+    from hpo.data.sources import Table
+
     fmt = data_cfg.source
     path = _check_path(data_cfg.path, fmt)
     na_values = list(data_cfg.na_values or [])

@@ -1,10 +1,13 @@
 """Export the best trial of a finished sweep into RUN_DIR/best, then write its report.
 
-Order: train (hpo.export.refit) -> preprocessing to JSON, checked against the features the
-model was trained on -> ONNX, checked against torch on the test split -> load the
-artifact the way a deployment does and predict the test split with it (the report's
-test metrics come from those predictions) -> permutation importance and inference
-figures -> export.json -> report.json / report.html (hpo.export.report).
+Order: train (hpo.export.refit) -> the cleaning spec and the preprocessing to JSON, the
+preprocessing checked against the features the model was trained on -> ONNX, checked
+against torch on the test split -> load the artifact the way a deployment does and
+predict the test split with it (the report's test metrics come from those predictions)
+-> permutation importance and inference figures -> export.json -> report.json /
+report.html (hpo.export.report). The test rows here are the cleaned table's, so they
+enter the loaded model after its cleaning step (``predict_cleaned``); `hpo predict` on
+the file's raw test lines cleans them into the same rows and gives the same metrics.
 """
 
 from __future__ import annotations
@@ -81,18 +84,19 @@ def _check_preprocessing(
     return {"passed": worst <= PREPROCESSING_TOLERANCE, "max_abs_diff": worst, "rows": rows}
 
 
-class _RawRowsModel:
+class _RowsModel:
     """The exported model as scikit-learn's permutation_importance sees an estimator
-    (it asks for ``fit``; nothing is fit). Scores raw rows end to end."""
+    (it asks for ``fit``; nothing is fit). Scores cleaned rows, by raw column, through
+    the exported preprocessing and ONNX model."""
 
     def __init__(self, model: ExportedModel) -> None:
         self.model = model
 
-    def fit(self, X: Any, y: Any) -> _RawRowsModel:
+    def fit(self, X: Any, y: Any) -> _RowsModel:
         return self
 
     def score(self, X: pd.DataFrame, y: np.ndarray) -> float:
-        outputs = self.model.predict_outputs(X)
+        outputs = self.model.run(self.model.inputs(X))
         if self.model.task == "classification":  # y: class indices
             return float(accuracy_score(y, outputs.argmax(axis=1)))
         return float(r2_score(y, outputs))
@@ -108,7 +112,7 @@ def _permutation_importance(
     if model.task == "classification":
         truth = class_indices(truth, model.classes)
     found = permutation_importance(
-        _RawRowsModel(model),
+        _RowsModel(model),
         rows[model.columns],
         truth,
         scoring=lambda estimator, X, y: estimator.score(X, y),
@@ -144,7 +148,8 @@ def _manifest(cfg, best: dict, prepared: PreparedData, trained: TrainedModels) -
         "strategy": trained.strategy,
         # val_loss of a regression is the MSE of targets standardized by this std
         "target_scale": (float(np.std(y_rest)) or 1.0) if prepared.task == "regression" else None,
-        "na_values": list(cfg.data.get("na_values") or []),
+        # how `hpo predict` reads a CSV; missing-value markers are in the cleaning spec
+        "delimiter": str(cfg.data.get("delimiter") or ","),
         "trial_id": best["trial_id"],
         "model_target": str(cfg.model["_target_"]),
         "created_by": f"hpo {hpo.__version__}",
@@ -188,9 +193,17 @@ def export_best(
     rest = features.iloc[prepared.train_idx].reset_index(drop=True)
     test_rows = features.iloc[prepared.test_idx].reset_index(drop=True)
     names = input_names(len(trained.modules))
-    specs = [export_preprocessor(p, n) for p, n in zip(trained.preprocessors, names)]
+    specs = [
+        export_preprocessor(p, n, layout)
+        for p, n, layout in zip(trained.preprocessors, names, trained.layouts)
+    ]
     preprocessing_check = _check_preprocessing(specs, trained, rest)
-    document = {"format": PREPROCESSING_FORMAT, "columns": column_kinds(features), "inputs": specs}
+    document = {
+        "format": PREPROCESSING_FORMAT,
+        "cleaning": prepared.cleaning,  # raw rows -> the cleaned columns below
+        "columns": column_kinds(features),
+        "inputs": specs,
+    }
     (best_dir / PREPROCESSING_FILE).write_text(json.dumps(document, indent=1) + "\n")
 
     graph = ExportGraph(trained.modules, prepared.task, trained.y_means, trained.y_stds)
@@ -204,11 +217,11 @@ def export_best(
     onnx_check = check_onnx(graph, model.session, test_inputs)
     target = prepared.table.target
     test_target = target.iloc[prepared.test_idx].reset_index(drop=True)
-    predictions = model.predict(test_rows)
+    predictions = model.predict_cleaned(test_rows)
     predictions.insert(0, TARGET_COLUMN, test_target.to_numpy())
     predictions.to_parquet(best_dir / TEST_PREDICTIONS_FILE, index=False)
     train_target = target.iloc[prepared.train_idx].reset_index(drop=True)
-    train_metrics = evaluate_predictions(manifest, train_target, model.predict(rest))
+    train_metrics = evaluate_predictions(manifest, train_target, model.predict_cleaned(rest))
     repeats = int((cfg.get("export") or {}).get("permutation_repeats", PERMUTATION_REPEATS))
     permutation = _permutation_importance(model, test_rows, test_target, repeats, int(cfg.seed))
     inference = measure_inference(best_dir, graph, test_rows, int(cfg.seed))

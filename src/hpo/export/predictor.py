@@ -4,10 +4,15 @@ Loading reads JSON and an ONNX file and nothing else: no pickle, no torch, no
 scikit-learn. The directory holds:
 
 * ``model.json``: the manifest (task, target column, class labels in order, the ONNX
-  graph's input and output names);
-* ``preprocessing.json``: the raw columns and, per model input, the fitted
+  graph's input and output names, the CSV delimiter);
+* ``preprocessing.json``: the cleaning spec (hpo.data.clean: which raw columns, read as
+  numbers or categories, the missing-value markers) and, per model input, the fitted
   preprocessing as plain parameters (hpo.export.transform applies them);
 * ``model.onnx``: the model, outputs class probabilities or values in the target's units.
+
+Raw rows go through the same steps as the training file: ``clean_features`` (stray text
+in a numeric column becomes missing, categories get their canonical spelling), then the
+exported preprocessing, then the ONNX model.
 """
 
 from __future__ import annotations
@@ -21,15 +26,20 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
+# hpo.data.clean and hpo.data.files import numpy, pandas and pyarrow only (hpo.data's
+# __init__ loads its scikit-learn parts lazily).
+from hpo.data.clean import category_text, clean_features, to_numbers
+from hpo.data.files import read_frame
 from hpo.errors import DataError
-from hpo.export.transform import check_columns, required_columns, transform_rows
+from hpo.export.transform import PREPROCESSING_FORMAT, required_columns, transform_rows
 
 MANIFEST_FILE = "model.json"
 PREPROCESSING_FILE = "preprocessing.json"
 ONNX_FILE = "model.onnx"
-MODEL_FORMAT = "hpo.model/1"
+MODEL_FORMAT = "hpo.model/2"
 PREDICTION_COLUMN = "prediction"
 PROBA_PREFIX = "proba_"
+LISTED_VALUES = 3  # unreadable numbers shown per column
 
 
 def proba_column(label: Any) -> str:
@@ -57,22 +67,72 @@ class ExportedModel:
         return self.manifest.get("target")
 
     @property
+    def cleaning(self) -> dict[str, Any]:
+        return self.preprocessing["cleaning"]
+
+    @property
     def columns(self) -> list[str]:
+        """The raw columns the model needs, in the training file's order."""
         return required_columns(self.preprocessing)
 
+    def clean(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Raw rows cleaned as the training rows were (extra columns dropped).
+
+        Raises:
+            DataError: a column the model needs is missing (named in the message).
+        """
+        return clean_features(frame, self.cleaning)
+
+    def inputs(self, cleaned: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The ONNX graph's inputs for cleaned rows (one array per model input)."""
+        return {
+            spec["name"]: transform_rows(cleaned, spec) for spec in self.preprocessing["inputs"]
+        }
+
     def features(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The ONNX graph's inputs for raw rows (one array per preprocessing spec)."""
-        check_columns(frame, self.columns)
-        return {spec["name"]: transform_rows(frame, spec) for spec in self.preprocessing["inputs"]}
+        """The ONNX graph's inputs for raw rows."""
+        return self.inputs(self.clean(frame))
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The ONNX graph's output for preprocessed inputs, as float64."""
         (output,) = self.session.run([self.manifest["output"]], inputs)
         return np.asarray(output, dtype=np.float64)
 
-    def predict_outputs(self, frame: pd.DataFrame) -> np.ndarray:
-        """Class probabilities ``[n, classes]`` or values ``[n]`` for raw rows."""
-        return self.run(self.features(frame))
+    def unreadable_numbers(
+        self, frame: pd.DataFrame, cleaned: pd.DataFrame
+    ) -> dict[str, tuple[int, list[str]]]:
+        """Numeric columns whose raw text did not parse (now missing, so imputed):
+        column -> (count, a few of the values)."""
+        na_values = set(self.cleaning["na_values"])
+        found = {}
+        for column in self.cleaning["numeric"]:
+            raw = frame[column]
+            if pd.api.types.is_numeric_dtype(raw):
+                continue
+            text = raw.astype(str).str.strip()
+            lost = (raw.notna() & cleaned[column].isna() & ~text.isin(na_values)).to_numpy()
+            if lost.any():
+                found[column] = (int(lost.sum()), list(dict.fromkeys(text[lost]))[:LISTED_VALUES])
+        return found
+
+    def true_values(self, target: pd.Series) -> pd.Series:
+        """A raw target column as the model's labels (or float values), missing where the
+        cell is empty. Labels are matched as training normalized them (surrounding
+        spaces, case); a label the model never saw stays as written."""
+        na_values = set(self.cleaning["na_values"])
+        if self.task != "classification":
+            return to_numbers(target, na_values)
+        lookup = {category_text(c, fold_case=True): c for c in self.classes}
+
+        def label(value: Any) -> Any:
+            if pd.isna(value) or str(value).strip() in na_values:
+                return np.nan
+            key = category_text(value, fold_case=True)
+            return lookup.get(key, str(value).strip())
+
+        # built as object: a map() with missing cells would turn integer labels into floats
+        labels = [label(value) for value in target.tolist()]
+        return pd.Series(labels, index=target.index, name=target.name, dtype=object)
 
     def to_frame(self, outputs: np.ndarray, index: pd.Index | None = None) -> pd.DataFrame:
         """Predictions as a table: the label and one probability column per class, or
@@ -89,7 +149,11 @@ class ExportedModel:
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Predictions for raw rows (extra columns ignored, the target column optional)."""
-        return self.to_frame(self.predict_outputs(frame), frame.index)
+        return self.predict_cleaned(self.clean(frame))
+
+    def predict_cleaned(self, cleaned: pd.DataFrame) -> pd.DataFrame:
+        """Predictions for rows that ``clean`` (or training's cleaning) already cleaned."""
+        return self.to_frame(self.run(self.inputs(cleaned)), cleaned.index)
 
 
 def load_model(model_dir: str | Path, threads: int | None = None) -> ExportedModel:
@@ -105,9 +169,16 @@ def load_model(model_dir: str | Path, threads: int | None = None) -> ExportedMod
     if manifest.get("format") != MODEL_FORMAT:
         raise DataError(
             f"{manifest_path} has format {manifest.get('format')!r}, this hpo reads "
-            f"{MODEL_FORMAT!r}; export the model again with this version (`hpo report`)."
+            f"{MODEL_FORMAT!r}; export the model again with this version "
+            "(hpo.export.pipeline.export_best(RUN_DIR))."
         )
     preprocessing = json.loads((directory / PREPROCESSING_FILE).read_text())
+    if preprocessing.get("format") != PREPROCESSING_FORMAT:
+        raise DataError(
+            f"{directory / PREPROCESSING_FILE} has format {preprocessing.get('format')!r}, "
+            f"this hpo reads {PREPROCESSING_FORMAT!r}; export the model again with this "
+            "version (hpo.export.pipeline.export_best(RUN_DIR))."
+        )
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = int(threads)
@@ -119,25 +190,29 @@ def load_model(model_dir: str | Path, threads: int | None = None) -> ExportedMod
 
 
 def read_rows(path: str | Path, model: ExportedModel) -> pd.DataFrame:
-    """Read CSV or Parquet rows as the training data was read: categorical columns as
-    text, the configured missing-value markers as missing."""
+    """Read CSV or Parquet rows as the training file was read: pyarrow's typed columns,
+    the training's missing-value markers as missing, categorical columns as text (so
+    ``007`` stays the category ``"007"``)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"input file {path} does not exist.")
+        raise DataError(f"input file {path} does not exist; pass a CSV or Parquet file.")
+    if path.stat().st_size == 0:
+        raise DataError(f"input file {path} is empty (0 bytes).")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
+        return read_frame(str(path), "parquet")
     if suffix not in (".csv", ".txt", ".tsv"):
-        raise DataError(f"input file {path}: use a .csv or .parquet file.")
-    kinds = {c["name"]: c["kind"] for c in model.preprocessing["columns"]}
-    text = [name for name, kind in kinds.items() if kind == "categorical"]
-    return pd.read_csv(
-        path,
-        sep="\t" if suffix == ".tsv" else ",",
-        dtype={name: object for name in text},
-        na_values=model.manifest.get("na_values") or None,
-        keep_default_na=True,
+        raise DataError(f"input file {path}: use a .csv, .tsv or .parquet file.")
+    delimiter = "\t" if suffix == ".tsv" else model.manifest.get("delimiter") or ","
+    frame = read_frame(
+        str(path),
+        "csv",
+        model.cleaning["na_values"],
+        delimiter=delimiter,
+        string_columns=model.cleaning["categorical"],
     )
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
 
 
 def write_predictions(predictions: pd.DataFrame, path: str | Path) -> Path:

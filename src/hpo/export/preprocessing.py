@@ -25,7 +25,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from hpo.data.preprocessing import split_columns
+from hpo.data.preprocessing import output_names, split_columns
 from hpo.errors import ConfigError
 from hpo.export.transform import category_key
 
@@ -128,8 +128,17 @@ def _categorical_spec(columns: list[str], pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
-def export_preprocessor(transformer: ColumnTransformer, name: str) -> dict[str, Any]:
-    """The JSON parameters of one fitted ColumnTransformer (one model input)."""
+def export_preprocessor(
+    transformer: ColumnTransformer, name: str, layout: list[str] | None = None
+) -> dict[str, Any]:
+    """The JSON parameters of one fitted ColumnTransformer (one model input).
+
+    Args:
+        transformer: fitted on the model's training rows.
+        name: the ONNX input it feeds.
+        layout: the model's input columns, if they are not exactly the transformer's
+            outputs (an ensemble's fold-models take the union of all folds' columns).
+    """
     blocks = []
     for _, pipeline, columns in transformer.transformers_:
         if pipeline == "drop" or len(columns) == 0:
@@ -141,7 +150,15 @@ def export_preprocessor(transformer: ColumnTransformer, name: str) -> dict[str, 
             blocks.append(_numeric_spec(list(columns), pipeline))
         else:
             blocks.append(_categorical_spec(list(columns), pipeline))
-    return {"name": name, "blocks": blocks}
+    spec: dict[str, Any] = {"name": name, "blocks": blocks}
+    names = output_names(transformer)
+    if layout is not None and list(layout) != names:
+        index = {column: i for i, column in enumerate(layout)}
+        absent = [n for n in names if n not in index]
+        if absent:  # the layout is the union of the folds' outputs: a bug, not user input
+            raise ValueError(f"preprocessing outputs {absent} are not in the model's layout")
+        spec.update(width=len(layout), positions=[index[n] for n in names])
+    return spec
 
 
 def column_kinds(features: pd.DataFrame) -> list[dict[str, str]]:

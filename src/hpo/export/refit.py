@@ -8,7 +8,12 @@ Two steps, both with hpo.train.FoldTrainer and the sweep's seed:
   early-stopping weights at the best epoch) and averages them;
 * refit (the default strategy): one model on all non-test rows, preprocessing fitted on
   those rows once, for the median of the folds' best epochs (rounded up), without early
-  stopping since no rows are left to stop on.
+  stopping since no rows are left to stop on. Its input width is that preprocessing's
+  output (which can differ from the folds' merged layout: a category only some train
+  parts held); the model is built for it.
+
+Every model keeps the preprocessing fitted on its own training rows and the column
+layout of its input, so the export applies exactly what the model was trained on.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from sklearn.compose import ColumnTransformer
 
 from hpo.config import validate_config
 from hpo.data.prepare import FoldArrays, PreparedData, TrialData, fit_fold
-from hpo.data.preprocessing import build_preprocessor
+from hpo.data.preprocessing import fit_preprocessor, output_names
 from hpo.errors import ConfigError
 from hpo.train import FoldTrainer
 
@@ -39,6 +44,7 @@ class TrainedModels:
     modules: list[Any]
     preprocessors: list[ColumnTransformer]
     training: list[FoldArrays]  # what each module was trained on (to check the export)
+    layouts: list[list[str]]  # each module's input columns
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -136,19 +142,22 @@ def replay_best_trial(
 def refit_all_rows(
     prepared: PreparedData, best_cfg: DictConfig, epochs: int
 ) -> tuple[Any, ColumnTransformer, FoldArrays, list[dict[str, float]]]:
-    """One model on every non-test row for ``epochs`` epochs (no early stopping)."""
+    """One model on every non-test row for ``epochs`` epochs (no early stopping), its
+    input the output columns of preprocessing fitted on those rows."""
     rest = prepared.features.iloc[prepared.train_idx].reset_index(drop=True)
     y_rest = prepared.y[prepared.train_idx]
     rows = np.arange(len(rest))
+    preprocessor = fit_preprocessor(rest, best_cfg.data)
     # "val" is the training rows themselves: nothing is held out to stop on.
-    arrays = fit_fold(rest, y_rest, rows, rows, prepared.task, best_cfg.data)
-    preprocessor = build_preprocessor(rest, best_cfg.data).fit(rest)
+    arrays = fit_fold(rest, y_rest, rows, rows, prepared.task, best_cfg.data, preprocessor)
+    layout = output_names(preprocessor)
     data = TrialData(
         [arrays],
-        arrays.X_train.shape[1],
+        len(layout),
         prepared.trial_data.output_dim,
         prepared.task,
         prepared.classes,
+        feature_names=layout,
     )
     plain = OmegaConf.to_container(best_cfg, resolve=True)
     trainer_cfg = {**plain["trainer"], "max_epochs": epochs, "patience": epochs + 1}
@@ -167,13 +176,12 @@ def refit_all_rows(
 
 
 def fold_preprocessors(prepared: PreparedData, data_cfg: Any) -> list[ColumnTransformer]:
-    """Each fold's preprocessing, fitted on that fold's train part as the sweep did."""
+    """Each fold's preprocessing, fitted on that fold's train part: the sweep's own
+    (``prepared.fold_preprocessors``), or fitted again the same way if it is not kept."""
+    if prepared.fold_preprocessors:
+        return list(prepared.fold_preprocessors)
     rest = prepared.features.iloc[prepared.train_idx].reset_index(drop=True)
-    fitted = []
-    for fold in prepared.trial_data.folds:
-        part = rest.iloc[fold.train_rows]
-        fitted.append(build_preprocessor(part, data_cfg).fit(part))
-    return fitted
+    return [fit_preprocessor(rest.iloc[f.train_rows], data_cfg) for f in prepared.trial_data.folds]
 
 
 def train_models(
@@ -189,14 +197,17 @@ def train_models(
                 f"the best trial's {len(fold_modules)} fold-models, each with its early-stopping "
                 f"weights as of epoch {best['epoch']}, averaged (probabilities or values)"
             )
+            layout = list(prepared.trial_data.feature_names)
             return TrainedModels(
                 strategy,
                 fold_modules,
                 fold_preprocessors(prepared, best_cfg.data),
                 list(prepared.trial_data.folds),
+                [layout] * len(fold_modules),
                 info,
             )
         epochs, how = refit_epochs(best.get("fold_best_epochs"), int(best["epoch"]))
         module, preprocessor, arrays, history = refit_all_rows(prepared, best_cfg, epochs)
     info.update({"epochs": epochs, "how": how, "rows": len(arrays.train_rows), "history": history})
-    return TrainedModels(strategy, [module], [preprocessor], [arrays], info)
+    layout = output_names(preprocessor)
+    return TrainedModels(strategy, [module], [preprocessor], [arrays], [layout], info)
