@@ -49,9 +49,10 @@ class EpochClock(Callback):
         self.marks.append(self.clock())
 
 
-def stock_fit_fold(fold, data, plain: dict, lr: float, epochs: int, clock=time.process_time):
+def stock_fit_fold(fold, data, plain, lr: float, epochs: int, skip=1, clock=time.process_time):
     """One fold the stock way: a Lightning Trainer, a DataLoader, early stopping.
-    Returns (validation loss, state dict, setup seconds, per-epoch seconds)."""
+    Returns (validation loss, state dict, setup seconds, per-epoch seconds after the
+    first ``skip`` epochs)."""
     epoch_clock = EpochClock(clock)
     start = clock()
     keys = {k: v for k, v in plain["model"].items() if k != "_target_"}
@@ -75,17 +76,20 @@ def stock_fit_fold(fold, data, plain: dict, lr: float, epochs: int, clock=time.p
     )
     trainer.fit(model, train, val)
     end, marks = clock(), epoch_clock.marks
-    steady = (end - marks[1]) / (len(marks) - 1) if len(marks) > 1 else end - marks[0]
+    skip = min(skip, len(marks) - 1)
+    steady = (end - marks[skip]) / (len(marks) - skip)
     setup = (end - start) - steady * len(marks)
     return float(trainer.callback_metrics["val_loss"]), model.state_dict(), setup, steady
 
 
-def time_stock(data, plain: dict, epochs: int) -> dict[str, float]:
+def time_stock(data, plain: dict, epochs: int, warmup: bool) -> dict[str, float]:
     """A k-fold trial's steady epoch (the folds' epochs summed) and its setup, stock."""
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     setup = epoch = 0.0
     for fold in data.folds:
-        _, _, fold_setup, fold_epoch = stock_fit_fold(fold, data, plain, 1e-3, epochs + 1)
+        _, _, fold_setup, fold_epoch = stock_fit_fold(
+            fold, data, plain, 1e-3, epochs + warmup, skip=int(warmup)
+        )
         setup += fold_setup
         epoch += fold_epoch
     return {"setup_s": setup, "epoch_s": epoch}

@@ -16,9 +16,11 @@ default MLP, batch 64, one torch thread as a trial with cpus_per_trial=1 gets):
 each for ``ours`` (hpo: folds trained together, the lean loop, actors reused) and for
 ``stock`` (folds one after another, each with a Lightning Trainer and a DataLoader; Ray
 Tune's defaults: a new actor per trial, every checkpoint kept). Epoch times are CPU time
-of this process (``time.process_time``), so that other work on a shared machine
-disturbs them less; sweeps are wall-clock time. Everything is a ratio measured in the
-same run. Results: benchmarks/results/throughput.json and a table on stdout.
+of this process (``time.process_time``), the median of interleaved rounds, so that
+other work on a shared machine disturbs them less; sweeps are wall-clock time.
+Everything is a ratio measured in the same run. Results:
+benchmarks/results/throughput.json (every figure by name, the raw times, the CPU count
+and the git commit) and a table on stdout.
 """
 
 from __future__ import annotations
@@ -49,20 +51,25 @@ FOLDS = 5
 
 @dataclass(frozen=True)
 class Dataset:
-    """A table to time: its name and how many epochs to time after one warm-up epoch."""
+    """A table to time: epochs timed per round (after a warm-up epoch, if ``warmup``),
+    and rounds: every approach is timed once per round, the rounds interleaved, and
+    the median round counts (other work on a shared machine comes and goes)."""
 
     name: str
     epochs: int
     quick_epochs: int
+    rounds: int = 3
+    warmup: bool = True
 
 
 DATASETS = [
-    Dataset("iris", 30, 3),
-    Dataset("wine", 30, 3),
-    Dataset("breast_cancer", 15, 2),
-    Dataset("digits", 8, 2),
-    Dataset("diabetes", 20, 2),
-    Dataset("synthetic_100k", 1, 1),
+    Dataset("iris", 10, 2),
+    Dataset("wine", 10, 2),
+    Dataset("breast_cancer", 5, 1),
+    Dataset("digits", 3, 1),
+    Dataset("diabetes", 6, 1),
+    # 1,250 steps per fold-epoch: one epoch, no warm-up, one round keep it within budget.
+    Dataset("synthetic_100k", 1, 1, rounds=1, warmup=False),
 ]
 
 
@@ -107,7 +114,7 @@ def one_fold(data, folds: int):
     return TrialData(data.folds[:folds], data.input_dim, data.output_dim, data.task, data.classes)
 
 
-def time_plain(data, plain: dict, epochs: int) -> dict[str, float]:
+def time_plain(data, plain: dict, epochs: int, warmup: bool) -> dict[str, float]:
     """A hand-written loop: fold 0's tensors, the same module and AdamW, shuffled slices,
     and each epoch the validation loss and accuracy."""
     from torch.nn import functional as F
@@ -128,7 +135,7 @@ def time_plain(data, plain: dict, epochs: int) -> dict[str, float]:
     batch = int(plain["trainer"]["batch_size"])
     setup = time.process_time() - start
     marks = []
-    for _ in range(epochs + 1):
+    for _ in range(epochs + warmup):
         marks.append(time.process_time())
         module.train()
         order = torch.randperm(X.shape[0])
@@ -147,16 +154,17 @@ def time_plain(data, plain: dict, epochs: int) -> dict[str, float]:
             if classify:
                 float((out.argmax(dim=1) == y_val).float().mean())
     marks.append(time.process_time())
-    return {"setup_s": setup, "epoch_s": (marks[-1] - marks[1]) / epochs}
+    return {"setup_s": setup, "epoch_s": (marks[-1] - marks[int(warmup)]) / epochs}
 
 
-def time_ours(data, plain: dict, epochs: int) -> dict[str, Any]:
+def time_ours(data, plain: dict, epochs: int, warmup: bool) -> dict[str, Any]:
     from hpo.train import FoldTrainer
 
     start = time.process_time()
     trainer = FoldTrainer(data, plain["model"], plain["optim"], plain["trainer"], seed=0)
     setup = time.process_time() - start
-    trainer.run_epoch()  # warm-up
+    if warmup:
+        trainer.run_epoch()
     start, wall = time.process_time(), time.perf_counter()
     for _ in range(epochs):
         trainer.run_epoch()
@@ -210,18 +218,26 @@ def ratio(numerator: float, denominator: float) -> float:
     return round(numerator / denominator, 3) if denominator > 0 else float("nan")
 
 
-def epoch_figures(name: str, epochs: int) -> tuple[dict[str, float], dict[str, Any]]:
+def epoch_figures(dataset: Dataset, epochs: int) -> tuple[dict[str, float], dict[str, Any]]:
+    name, warmup = dataset.name, dataset.warmup
     cfg, data = trial_data(name)
     plain = plain_config(cfg)
     single = one_fold(data, 1)
-    raw = {
-        "rows_per_fold": [int(f.X_train.shape[0]) for f in data.folds],
-        "plain": time_plain(data, plain, epochs),
-        "ours_k5": time_ours(data, plain, epochs),
-        "ours_single_fold": time_ours(single, plain, epochs),
-        "stock_k5": time_stock(data, plain, epochs),
-        "stock_single_fold": time_stock(single, plain, epochs),
+    timers = {
+        "plain": lambda: time_plain(data, plain, epochs, warmup),
+        "ours_k5": lambda: time_ours(data, plain, epochs, warmup),
+        "ours_single_fold": lambda: time_ours(single, plain, epochs, warmup),
+        "stock_k5": lambda: time_stock(data, plain, epochs, warmup),
+        "stock_single_fold": lambda: time_stock(single, plain, epochs, warmup),
     }
+    rounds: dict[str, list[dict[str, Any]]] = {approach: [] for approach in timers}
+    for _ in range(dataset.rounds):
+        for approach, timer in timers.items():
+            rounds[approach].append(timer())
+    raw: dict[str, Any] = {"rows_per_fold": [int(f.X_train.shape[0]) for f in data.folds]}
+    for approach, results in rounds.items():
+        results.sort(key=lambda result: result["epoch_s"])
+        raw[approach] = {**results[len(results) // 2], "rounds": [r["epoch_s"] for r in results]}
     plain_epoch = raw["plain"]["epoch_s"]
     figures = {}
     for approach in ("ours", "stock"):
@@ -240,8 +256,11 @@ def sweep_figures(trials: int, seconds: float, digits: dict[str, Any]) -> tuple[
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     concurrency = os.cpu_count() or 1
-    # How much slower than its CPU time a trial runs here now (other load on the machine).
-    contention = max(1.0, digits["ours_k5"]["wall_epoch_s"] / digits["ours_k5"]["epoch_s"])
+    # How much slower than its CPU time a trial runs here now (other load on the machine),
+    # so that trials last about `seconds` of wall time.
+    cfg, data = trial_data("digits")
+    probe = time_ours(data, plain_config(cfg), 2, warmup=True)
+    contention = max(1.0, probe["wall_epoch_s"] / probe["epoch_s"])
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import hpo.train.trial"], check=True)
     worker_import_s = time.perf_counter() - started
@@ -257,7 +276,6 @@ def sweep_figures(trials: int, seconds: float, digits: dict[str, Any]) -> tuple[
     figures = {}
     try:
         with tempfile.TemporaryDirectory() as directory:
-            cfg, data = trial_data("digits")
             runs = {
                 "ours": lambda epochs: sweep_ours(trials, epochs, Path(directory)),
                 "stock": lambda epochs: sweep_stock(
@@ -325,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick and dataset.name == "synthetic_100k":
             continue
         epochs = dataset.quick_epochs if args.quick else dataset.epochs
-        found, raw[dataset.name] = epoch_figures(dataset.name, epochs)
+        found, raw[dataset.name] = epoch_figures(dataset, epochs)
         figures.update(found)
         print(f"timed {dataset.name} ({time.perf_counter() - started:.0f}s)", flush=True)
     found, raw["sweep"] = sweep_figures(trials, seconds, raw["digits"])
