@@ -248,7 +248,11 @@ def epoch_figures(dataset: Dataset, epochs: int) -> tuple[dict[str, float], dict
     return figures, raw
 
 
-def sweep_figures(trials: int, seconds: float, digits: dict[str, Any]) -> tuple[dict, dict]:
+def sweep_figures(
+    trials: int, seconds: float, digits: dict[str, Any], deadline: float
+) -> tuple[dict, dict]:
+    """Both sweeps. The stock sweep runs fewer trials if all of them (each paying an
+    actor start) would not end before ``deadline`` (a ``time.perf_counter`` value)."""
     from hpo.cluster import start_ray, stop_ray
 
     # Ray workers import hpo (and this module, for the stock trainable) from here.
@@ -277,16 +281,21 @@ def sweep_figures(trials: int, seconds: float, digits: dict[str, Any]) -> tuple[
     try:
         with tempfile.TemporaryDirectory() as directory:
             runs = {
-                "ours": lambda epochs: sweep_ours(trials, epochs, Path(directory)),
-                "stock": lambda epochs: sweep_stock(
-                    data, plain_config(cfg), trials, epochs, Path(directory)
+                "ours": lambda epochs, count: sweep_ours(count, epochs, Path(directory)),
+                "stock": lambda epochs, count: sweep_stock(
+                    data, plain_config(cfg), count, epochs, Path(directory)
                 ),
             }
             for approach, run in runs.items():
+                count = trials
+                if approach == "stock":
+                    left = deadline - time.perf_counter()
+                    fits = int(left * concurrency / (seconds + worker_import_s))
+                    count = max(min(trials, 2 * concurrency), min(trials, fits))
                 # Trials of about `seconds` wall time on this machine as loaded now.
                 per_epoch = (digits[f"{approach}_k5"]["epoch_s"] or 1e-3) * contention
                 epochs = max(1, round(seconds / per_epoch))
-                result = run(epochs)
+                result = run(epochs, count)
                 count, total = len(result["trial_s"]), sum(result["trial_s"])
                 ideal = total / concurrency
                 raw[approach] = {
@@ -302,6 +311,7 @@ def sweep_figures(trials: int, seconds: float, digits: dict[str, Any]) -> tuple[
                 }
                 figures[f"sweep.{approach}.sweep_wall_vs_ideal"] = ratio(result["wall_s"], ideal)
                 figures[f"sweep.{approach}.mean_trial_s"] = raw[approach]["mean_trial_s"]
+                figures[f"sweep.{approach}.trials"] = count
                 figures[f"sweep.{approach}.overhead_per_trial_s"] = raw[approach][
                     "overhead_per_trial_s"
                 ]
@@ -332,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=None, help="sweep trials (default 30)")
     parser.add_argument("--trial-seconds", type=float, default=None, help="target trial length")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--budget", type=float, default=540.0, help="seconds the whole run should stay within"
+    )
     args = parser.parse_args(argv)
     trials = args.trials or (6 if args.quick else 30)
     seconds = args.trial_seconds or (2.0 if args.quick else 5.0)
@@ -346,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         found, raw[dataset.name] = epoch_figures(dataset, epochs)
         figures.update(found)
         print(f"timed {dataset.name} ({time.perf_counter() - started:.0f}s)", flush=True)
-    found, raw["sweep"] = sweep_figures(trials, seconds, raw["digits"])
+    deadline = started + args.budget
+    found, raw["sweep"] = sweep_figures(trials, seconds, raw["digits"], deadline)
     figures.update(found)
     report = {
         "figures": figures,

@@ -1,5 +1,5 @@
 """The built-in MLP for all k folds of a trial at once: one LightningModule whose weights
-carry a leading fold dimension, and an AdamW that keeps each fold's state apart.
+carry a leading fold dimension, trained with FoldAdamW (hpo.models.fold_adamw).
 
 Every fold still is its own model: its own weights, batch-norm statistics, dropout
 stream (one ``torch.Generator`` per fold) and optimizer state (per-fold step counts).
@@ -29,8 +29,8 @@ class FoldBatchedMLP(L.LightningModule):
     """k ``TabularMLP`` fold-models as one module: ``forward(x)`` maps ``[k, n, features]``
     to ``[k, n, classes]`` (``[k, n]`` for regression).
 
-    Built from the k fold modules (``from_folds``), so initialisation matches training
-    them one by one; ``fold_state_dict(i)`` gives fold i back as a ``TabularMLP`` state.
+    Built from the k fold modules, so initialisation matches training them one by one;
+    ``fold_module(i)`` / ``fold_state_dict(i)`` give fold i back as a ``TabularMLP``.
 
     Args:
         folds: the fold-models, all built from the same config.
