@@ -178,7 +178,9 @@ def time_ours(data, plain: dict, epochs: int, warmup: bool) -> dict[str, Any]:
     }
 
 
-def sweep_ours(trials: int, epochs: int, workdir: Path) -> dict[str, float]:
+def sweep_ours(trials: int, epochs: int, workdir: Path, name: str = "ours") -> dict:
+    """A sweep of ``trials`` hpo trials (the real runner, FIFO, random search over the
+    learning rate) on a running Ray: its wall time and every trial's own time."""
     from omegaconf import OmegaConf
 
     from hpo.config import validate_config
@@ -195,7 +197,7 @@ def sweep_ours(trials: int, epochs: int, workdir: Path) -> dict[str, float]:
     cfg.search_space = {"optim.lr": "tag(log, interval(1e-4, 3e-2))"}
     cfg = validate_config(OmegaConf.to_container(cfg))
     start = time.perf_counter()
-    result = run_sweep(cfg, run_dir=workdir / "ours", stream=None)
+    result = run_sweep(cfg, run_dir=workdir / name, stream=None)
     wall = time.perf_counter() - start
     compute = result.trials.groupby("trial_id")["time_total_s"].max()
     return {"wall_s": wall, "trial_s": [float(v) for v in compute]}
@@ -251,73 +253,72 @@ def epoch_figures(dataset: Dataset, epochs: int) -> tuple[dict[str, float], dict
 def sweep_figures(
     trials: int, seconds: float, digits: dict[str, Any], deadline: float
 ) -> tuple[dict, dict]:
-    """Both sweeps. The stock sweep runs fewer trials if all of them (each paying an
-    actor start) would not end before ``deadline`` (a ``time.perf_counter`` value)."""
+    """Both sweeps, with trials of about ``seconds`` of wall time each.
+
+    A pilot sweep (one trial per slot) measures how long an epoch takes inside Ray on this
+    machine as loaded now; its wall time beyond its trials is the sweep's start-up cost
+    (starting the trial actors). The stock sweep runs fewer trials if all of them (each
+    paying an actor start) would not end before ``deadline`` (``time.perf_counter``)."""
+    from omegaconf import OmegaConf
+
     from hpo.cluster import start_ray, stop_ray
 
-    # Ray workers import hpo (and this module, for the stock trainable) from here.
+    # Ray workers import hpo (and the stock trainable's module) from here.
     paths = [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     concurrency = os.cpu_count() or 1
-    # How much slower than its CPU time a trial runs here now (other load on the machine),
-    # so that trials last about `seconds` of wall time.
     cfg, data = trial_data("digits")
-    probe = time_ours(data, plain_config(cfg), 2, warmup=True)
-    contention = max(1.0, probe["wall_epoch_s"] / probe["epoch_s"])
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import hpo.train.trial"], check=True)
-    worker_import_s = time.perf_counter() - started
-    from omegaconf import OmegaConf
-
     start_ray(OmegaConf.create({"address": None, "num_cpus": concurrency, "num_gpus": 0}))
-    raw: dict[str, Any] = {
-        "concurrency": concurrency,
-        "trials": trials,
-        "contention": round(contention, 2),
-        "worker_import_s": round(worker_import_s, 2),  # what starting one trial actor costs
-    }
-    figures = {}
+    raw: dict[str, Any] = {"concurrency": concurrency, "trials": trials}
+    figures: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory() as directory:
-            runs = {
-                "ours": lambda epochs, count: sweep_ours(count, epochs, Path(directory)),
-                "stock": lambda epochs, count: sweep_stock(
-                    data, plain_config(cfg), count, epochs, Path(directory)
-                ),
+            workdir = Path(directory)
+            cpu_epoch = {a: digits[f"{a}_k5"]["epoch_s"] or 1e-3 for a in ("ours", "stock")}
+            pilot_epochs = max(1, round(seconds / 2 / cpu_epoch["ours"]))
+            pilot = sweep_ours(concurrency, pilot_epochs, workdir, name="pilot")
+            trial_epoch = sum(pilot["trial_s"]) / len(pilot["trial_s"]) / pilot_epochs
+            slowdown = trial_epoch / cpu_epoch["ours"]  # wall in a trial vs CPU time alone
+            startup = max(0.0, pilot["wall_s"] - max(pilot["trial_s"]))
+            raw["pilot"] = {
+                "epochs": pilot_epochs,
+                "wall_s": round(pilot["wall_s"], 2),
+                "trial_s": [round(t, 2) for t in pilot["trial_s"]],
+                "startup_s": round(startup, 2),
+                "trial_epoch_vs_cpu_epoch": round(slowdown, 2),
             }
-            for approach, run in runs.items():
-                count = trials
-                if approach == "stock":
+            for approach in ("ours", "stock"):
+                epochs = max(1, round(seconds / (cpu_epoch[approach] * slowdown)))
+                if approach == "ours":
+                    result = sweep_ours(trials, epochs, workdir)
+                else:
                     left = deadline - time.perf_counter()
-                    fits = int(left * concurrency / (seconds + worker_import_s))
+                    fits = int(left * concurrency / (seconds + startup))
                     count = max(min(trials, 2 * concurrency), min(trials, fits))
-                # Trials of about `seconds` wall time on this machine as loaded now.
-                per_epoch = (digits[f"{approach}_k5"]["epoch_s"] or 1e-3) * contention
-                epochs = max(1, round(seconds / per_epoch))
-                result = run(epochs, count)
-                count, total = len(result["trial_s"]), sum(result["trial_s"])
-                ideal = total / concurrency
-                raw[approach] = {
-                    "epochs": epochs,
-                    "wall_s": round(result["wall_s"], 2),
-                    "ideal_s": round(ideal, 2),
-                    "mean_trial_s": round(total / count, 2),
-                    "trials_run": count,
-                    # What the sweep spent beyond its trials, per trial and slot.
-                    "overhead_per_trial_s": round(
-                        (result["wall_s"] - ideal) * concurrency / count, 2
-                    ),
-                }
-                figures[f"sweep.{approach}.sweep_wall_vs_ideal"] = ratio(result["wall_s"], ideal)
-                figures[f"sweep.{approach}.mean_trial_s"] = raw[approach]["mean_trial_s"]
-                figures[f"sweep.{approach}.trials"] = count
-                figures[f"sweep.{approach}.overhead_per_trial_s"] = raw[approach][
-                    "overhead_per_trial_s"
-                ]
+                    result = sweep_stock(data, plain_config(cfg), count, epochs, workdir)
+                raw[approach] = sweep_summary(result, epochs, concurrency)
+                for key in ("sweep_wall_vs_ideal", "mean_trial_s", "overhead_per_trial_s"):
+                    figures[f"sweep.{approach}.{key}"] = raw[approach][key]
+                figures[f"sweep.{approach}.trials"] = raw[approach]["trials_run"]
     finally:
         stop_ray()
     return figures, raw
+
+
+def sweep_summary(result: dict, epochs: int, concurrency: int) -> dict[str, Any]:
+    count, total = len(result["trial_s"]), sum(result["trial_s"])
+    ideal = total / concurrency
+    return {
+        "epochs": epochs,
+        "trials_run": count,
+        "wall_s": round(result["wall_s"], 2),
+        "ideal_s": round(ideal, 2),
+        "sweep_wall_vs_ideal": ratio(result["wall_s"], ideal),
+        "mean_trial_s": round(total / count, 2),
+        # What the sweep spent beyond its trials, per trial and slot.
+        "overhead_per_trial_s": round((result["wall_s"] - ideal) * concurrency / count, 2),
+    }
 
 
 def print_table(figures: dict[str, float], stream=sys.stdout) -> None:
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trial-seconds", type=float, default=None, help="target trial length")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
-        "--budget", type=float, default=540.0, help="seconds the whole run should stay within"
+        "--budget", type=float, default=510.0, help="seconds the whole run should stay within"
     )
     args = parser.parse_args(argv)
     trials = args.trials or (6 if args.quick else 30)
