@@ -52,7 +52,9 @@ class TabularMLP(L.LightningModule):
         layers: list[nn.Module] = []
         width = input_dim
         for _ in range(num_layers):
-            layers.append(nn.Linear(width, hidden_dim))
+            # Batch norm subtracts the batch mean, so a bias before it would learn nothing
+            # but rounding noise (which AdamW amplifies); it is left out.
+            layers.append(nn.Linear(width, hidden_dim, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(hidden_dim))
             layers.append(ACTIVATIONS[activation]())

@@ -1,27 +1,36 @@
 """The fold loop: k LightningModules trained epoch by epoch, each with its own early stopping.
 
-The loop drives the module's own hooks (``configure_optimizers``, ``training_step``,
+The loop drives the modules' own hooks (``configure_optimizers``, ``training_step``,
 ``validation_step``) over slices of in-memory tensors, without a Trainer or DataLoader:
-on small tabular data their fixed per-step costs would dominate (see benchmarks/).
+on small tabular data their fixed per-step costs would dominate (benchmarks/throughput.py).
+The k folds train as one batched computation where the module allows it (an engine, chosen
+once per trial: ``batched`` for the built-in MLP, ``vmap`` for a user module that allows
+it, ``sequential`` otherwise); every engine gives each fold its own rows, optimizer state,
+RNG streams and early stopping, and the same results as training the folds one by one.
 Nothing here touches Ray; the trial entry point (hpo.train.trial) reports what it returns.
 """
 
 from __future__ import annotations
 
-import copy
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from hpo.data.prepare import FoldArrays, TrialData
 from hpo.errors import TrialError
+from hpo.models.batched_mlp import FoldBatchedMLP
 from hpo.models.build import build_module
-from hpo.train.metrics import metric_names, task_metrics
+from hpo.train.batched import BatchedFolds
+from hpo.train.metrics import fold_task_metrics, metric_names
+from hpo.train.sequential import SequentialFolds
+from hpo.train.vmapped import VmappedFolds, vmap_refusal
 
-EVAL_CHUNK = 65536
+log = logging.getLogger(__name__)
+ENGINES = ("auto", "batched", "vmap", "sequential")
+_logged_choices: set[tuple[str, str]] = set()
 
 
 @dataclass
@@ -38,11 +47,9 @@ class EpochSummary:
 
 @dataclass
 class FoldState:
-    module: Any
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
+    """One fold's data (on the trial's device), shuffling stream and early-stopping record."""
+
     generator: torch.Generator  # shuffling
-    rng_state: torch.Tensor  # the global RNG (dropout) as this fold left it
     X_train: torch.Tensor
     y_train: torch.Tensor
     X_val: torch.Tensor
@@ -54,28 +61,41 @@ class FoldState:
     bad_epochs: int = 0
     stopped: bool = False
     best_metrics: dict[str, float] = field(default_factory=dict)
-    best_state: dict[str, torch.Tensor] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _split_optimizers(configured: Any) -> tuple[torch.optim.Optimizer, Any]:
-    if isinstance(configured, torch.optim.Optimizer):
-        return configured, None
-    if isinstance(configured, dict):
-        scheduler = configured.get("lr_scheduler")
-        if isinstance(scheduler, dict):
-            scheduler = scheduler.get("scheduler")
-        return configured["optimizer"], scheduler
-    if isinstance(configured, (list, tuple)) and configured:
-        first = configured[0]
-        if isinstance(first, (list, tuple)):  # ([optimizers], [schedulers])
-            scheds = configured[1] if len(configured) > 1 else [None]
-            return first[0], scheds[0] if scheds else None
-        return first, None
-    raise TrialError(
-        "configure_optimizers() must return an optimizer or a dict with `optimizer`; "
-        f"got {type(configured).__name__}."
-    )
+def choose_engine(modules: list[Any], folds: list[FoldState], requested: str = "auto") -> str:
+    """``batched`` for the built-in MLP, ``vmap`` for a module whose training step runs
+    under vmap, else ``sequential``; logged once per module class and choice."""
+    if requested not in ENGINES:
+        raise TrialError(f"fold engine must be one of {ENGINES}, got {requested!r}.")
+    if requested == "sequential":
+        choice, reason = "sequential", "requested"
+    elif requested in ("auto", "batched") and FoldBatchedMLP.supports(modules[0]):
+        choice, reason = "batched", "the built-in MLP, with weights stacked along a fold dimension"
+    elif requested == "batched":
+        raise TrialError(
+            f"the batched fold engine needs the built-in TabularMLP, not {type(modules[0]).__name__}."
+        )
+    elif len(modules) < 2:
+        choice, reason = "sequential", "one fold"
+    else:
+        refusal = vmap_refusal(modules[0], folds[0].X_train[:2], folds[0].y_train[:2])
+        if refusal is None:
+            choice, reason = "vmap", "torch.func.vmap over its training_step"
+        elif requested == "vmap":
+            raise TrialError(f"{type(modules[0]).__name__} cannot train under vmap: {refusal}")
+        else:
+            choice, reason = "sequential", f"it cannot run under vmap: {refusal}"
+    key = (type(modules[0]).__qualname__, choice)
+    if key not in _logged_choices:
+        _logged_choices.add(key)
+        level = logging.WARNING if reason.startswith("it cannot") else logging.INFO
+        log.log(level, "hpo: the folds of %s train %s (%s)", key[0], choice, reason)
+    return choice
+
+
+ENGINE_CLASSES = {"batched": BatchedFolds, "vmap": VmappedFolds, "sequential": SequentialFolds}
 
 
 class FoldTrainer:
@@ -88,6 +108,7 @@ class FoldTrainer:
         trainer_cfg: the ``trainer`` node (batch_size, patience, min_delta, ...).
         seed: seeds each fold's initialisation and shuffling (``seed + fold``).
         device: where the models and the fold tensors live for the whole trial.
+        engine: ``auto`` (default), or force ``batched``, ``vmap`` or ``sequential``.
     """
 
     def __init__(
@@ -98,37 +119,35 @@ class FoldTrainer:
         trainer_cfg: dict[str, Any],
         seed: int,
         device: str | torch.device = "cpu",
+        engine: str = "auto",
     ) -> None:
         self.task = data.task
         self.num_classes = data.output_dim
         self.trainer_cfg = dict(trainer_cfg)
         self.device = torch.device(device)
         self.epoch = 0
-        self.folds = [
-            self._make_fold(i, fold, data, model_cfg, optim, seed)
-            for i, fold in enumerate(data.folds)
-        ]
-
-    def _make_fold(
-        self, index: int, fold: FoldArrays, data: TrialData, model_cfg, optim, seed: int
-    ) -> FoldState:
-        torch.manual_seed(seed + index)
-        module = build_module(model_cfg, data.input_dim, data.output_dim, data.task, optim)
-        module.to(self.device)
-        optimizer, scheduler = _split_optimizers(module.configure_optimizers())
-        generator = torch.Generator().manual_seed(seed + index)
-        rng_state = torch.get_rng_state()
         target_dtype = torch.long if self.task == "classification" else torch.float32
+        modules, rng_states, self.folds = [], [], []
+        for index, fold in enumerate(data.folds):
+            torch.manual_seed(seed + index)
+            modules.append(
+                build_module(model_cfg, data.input_dim, data.output_dim, data.task, optim).to(
+                    self.device
+                )
+            )
+            rng_states.append(torch.get_rng_state())  # the fold's dropout stream starts here
+            self.folds.append(self._fold_state(fold, seed + index, target_dtype))
+        self.engine_name = choose_engine(modules, self.folds, engine)
+        self.engine = ENGINE_CLASSES[self.engine_name](
+            modules, rng_states, self.folds, self.trainer_cfg, self.task, self.device
+        )
 
+    def _fold_state(self, fold: FoldArrays, seed: int, target_dtype: torch.dtype) -> FoldState:
         def tensor(a, dtype=torch.float32):
             return torch.as_tensor(a, dtype=dtype, device=self.device)
 
         return FoldState(
-            module=module,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            generator=generator,
-            rng_state=rng_state,
+            generator=torch.Generator().manual_seed(seed),
             X_train=tensor(fold.X_train),
             y_train=tensor(fold.y_train, target_dtype),
             X_val=tensor(fold.X_val),
@@ -146,90 +165,62 @@ class FoldTrainer:
     def run_epoch(self) -> EpochSummary:
         """Train every active fold for one epoch, validate, update early stopping."""
         self.epoch += 1
-        for index, fold in enumerate(self.folds):
-            if fold.stopped:
-                continue
-            train_loss = self._train_fold_epoch(index, fold)
-            val_loss, metrics = self._validate(fold)
-            if not math.isfinite(val_loss):
+        active = [index for index, fold in enumerate(self.folds) if not fold.stopped]
+        orders = {
+            index: torch.randperm(
+                self.folds[index].X_train.shape[0], generator=self.folds[index].generator
+            )
+            for index in active
+        }
+        train_losses = self.engine.train_epoch(active, orders)
+        for index in active:
+            if not math.isfinite(train_losses[index]):
                 raise TrialError(
-                    f"fold {index}: validation loss is {val_loss} at epoch {self.epoch}; "
+                    f"fold {index}: training loss is {train_losses[index]} at epoch {self.epoch}; "
                     "the model diverged (lower optim.lr or set trainer.gradient_clip_val)."
                 )
+        validated = self.engine.validate(active)
+        for index in active:
+            if not math.isfinite(validated[index][0]):
+                raise TrialError(
+                    f"fold {index}: validation loss is {validated[index][0]} at epoch "
+                    f"{self.epoch}; the model diverged (lower optim.lr or set "
+                    "trainer.gradient_clip_val)."
+                )
+        metrics = fold_task_metrics(
+            [validated[index][1] for index in active],
+            [self.folds[index].y_val for index in active],
+            self.task,
+            self.num_classes,
+            [self.folds[index].y_mean for index in active],
+            [self.folds[index].y_std for index in active],
+        )
+        improved = []
+        min_delta = float(self.trainer_cfg.get("min_delta", 0.0))
+        for index, fold_metrics in zip(active, metrics):
+            fold = self.folds[index]
+            val_loss, train_loss = validated[index][0], train_losses[index]
             fold.history.append(
-                {"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss, **metrics}
+                {
+                    "epoch": self.epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    **fold_metrics,
+                }
             )
-            if val_loss < fold.best_loss - float(self.trainer_cfg.get("min_delta", 0.0)):
+            if val_loss < fold.best_loss - min_delta:
                 fold.best_loss = val_loss
                 fold.best_epoch = self.epoch
-                fold.best_metrics = {"val_loss": val_loss, **metrics, "train_loss": train_loss}
+                fold.best_metrics = {"val_loss": val_loss, **fold_metrics, "train_loss": train_loss}
                 fold.bad_epochs = 0
-                fold.best_state = copy.deepcopy(fold.module.state_dict())
+                improved.append(index)
             else:
                 fold.bad_epochs += 1
                 if fold.bad_epochs >= int(self.trainer_cfg["patience"]):
                     fold.stopped = True
+        if improved:
+            self.engine.remember_best(improved)
         return self._summary()
-
-    def _train_fold_epoch(self, index: int, fold: FoldState) -> float:
-        module, optimizer = fold.module, fold.optimizer
-        module.train()
-        # Each fold owns its stream of the global RNG (dropout), so a fold's training does
-        # not depend on the other folds and resumes exactly from a checkpoint.
-        torch.set_rng_state(fold.rng_state)
-        n = fold.X_train.shape[0]
-        batch_size = int(self.trainer_cfg["batch_size"])
-        order = torch.randperm(n, generator=fold.generator).to(self.device)
-        clip = self.trainer_cfg.get("gradient_clip_val")
-        total = 0.0
-        losses = []
-        for batch_idx, start in enumerate(range(0, n, batch_size)):
-            rows = order[start : start + batch_size]
-            if rows.numel() < 2 and n > 1:  # batch norm cannot train on one row
-                continue
-            out = module.training_step((fold.X_train[rows], fold.y_train[rows]), batch_idx)
-            loss = out["loss"] if isinstance(out, dict) else out
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), float(clip))
-            optimizer.step()
-            losses.append(loss.detach())
-        fold.rng_state = torch.get_rng_state()
-        if fold.scheduler is not None:
-            fold.scheduler.step()
-        if losses:
-            total = float(torch.stack(losses).mean())
-        if not math.isfinite(total):
-            raise TrialError(
-                f"fold {index}: training loss is {total} at epoch {self.epoch}; the model "
-                "diverged (lower optim.lr or set trainer.gradient_clip_val)."
-            )
-        return total
-
-    @torch.no_grad()
-    def _validate(self, fold: FoldState) -> tuple[float, dict[str, float]]:
-        module = fold.module
-        module.eval()
-        losses, outputs, weights = [], [], []
-        n = fold.X_val.shape[0]
-        for batch_idx, start in enumerate(range(0, n, EVAL_CHUNK)):
-            x = fold.X_val[start : start + EVAL_CHUNK]
-            y = fold.y_val[start : start + EVAL_CHUNK]
-            if hasattr(module, "validation_step") and _overrides_validation(module):
-                out = module.validation_step((x, y), batch_idx)
-                loss, preds = out["loss"], out["preds"]
-            else:
-                preds = module(x)
-                loss = _default_loss(preds, y, self.task)
-            losses.append(float(loss) * x.shape[0])
-            weights.append(x.shape[0])
-            outputs.append(preds)
-        val_loss = sum(losses) / max(1, sum(weights))
-        metrics = task_metrics(
-            torch.cat(outputs), fold.y_val, self.task, self.num_classes, fold.y_mean, fold.y_std
-        )
-        return val_loss, metrics
 
     def _summary(self) -> EpochSummary:
         names = ["val_loss", "train_loss", *(f"val_{m}" for m in metric_names(self.task))]
@@ -243,9 +234,9 @@ class FoldTrainer:
                 per_fold[name].append(float(row.get(key, math.nan)))
         metrics: dict[str, float] = {}
         for name, values in per_fold.items():
-            arr = np.asarray(values, dtype=np.float64)
-            metrics[name] = float(arr.mean())
-            metrics[f"{name}_std"] = float(arr.std())
+            mean = sum(values) / len(values)
+            metrics[name] = mean
+            metrics[f"{name}_std"] = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
         return EpochSummary(
             epoch=self.epoch,
             metrics=metrics,
@@ -257,67 +248,48 @@ class FoldTrainer:
 
     def fold_modules(self, best: bool = True) -> list[Any]:
         """Each fold's LightningModule; with ``best``, carrying its best epoch's weights
-        (early stopping's choice) instead of the last epoch's. Modules are copies."""
-        modules = []
-        for fold in self.folds:
-            module = copy.deepcopy(fold.module)
-            if best and fold.best_state is not None:
-                module.load_state_dict(fold.best_state)
-            modules.append(module.eval())
-        return modules
+        (early stopping's choice) instead of the last epoch's. Modules are standalone
+        copies in eval mode (the batched engine builds ordinary ``TabularMLP`` modules)."""
+        return [self.engine.fold_module(index, best) for index in range(len(self.folds))]
 
     def fold_histories(self) -> list[list[dict[str, float]]]:
         """Per fold, one dict per trained epoch: epoch, train_loss, val_loss, val metrics."""
         return [list(fold.history) for fold in self.folds]
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this trial later (tensors and plain values only)."""
-        return {
-            "epoch": self.epoch,
-            "folds": [
+        """Everything needed to continue this trial later (tensors and plain values only).
+
+        The same layout for every engine (per fold: the module's and the optimizer's own
+        state dicts). A fold whose best epoch is the current one stores no second copy of
+        its weights (``best_is_current``)."""
+        folds = []
+        for index, fold in enumerate(self.folds):
+            best_is_current = fold.best_epoch == self.epoch and self.epoch > 0
+            folds.append(
                 {
-                    "module": f.module.state_dict(),
-                    "optimizer": f.optimizer.state_dict(),
-                    "scheduler": f.scheduler.state_dict() if f.scheduler is not None else None,
-                    "generator": f.generator.get_state(),
-                    "rng_state": f.rng_state,
-                    "best_loss": f.best_loss,
-                    "best_epoch": f.best_epoch,
-                    "bad_epochs": f.bad_epochs,
-                    "stopped": f.stopped,
-                    "best_metrics": f.best_metrics,
-                    "best_state": f.best_state,
-                    "history": f.history,
+                    **self.engine.fold_state(index, with_best=not best_is_current),
+                    "generator": fold.generator.get_state(),
+                    "best_loss": fold.best_loss,
+                    "best_epoch": fold.best_epoch,
+                    "bad_epochs": fold.bad_epochs,
+                    "stopped": fold.stopped,
+                    "best_metrics": fold.best_metrics,
+                    "best_is_current": best_is_current,
+                    "history": fold.history,
                 }
-                for f in self.folds
-            ],
-        }
+            )
+        return {"epoch": self.epoch, "engine": self.engine_name, "folds": folds}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = int(state["epoch"])
-        for fold, saved in zip(self.folds, state["folds"]):
-            fold.module.load_state_dict(saved["module"])
-            fold.optimizer.load_state_dict(saved["optimizer"])
-            if fold.scheduler is not None and saved["scheduler"] is not None:
-                fold.scheduler.load_state_dict(saved["scheduler"])
+        for index, (fold, saved) in enumerate(zip(self.folds, state["folds"])):
+            self.engine.load_fold_state(index, saved)
+            if saved.get("best_is_current"):
+                self.engine.remember_best([index])
             fold.generator.set_state(saved["generator"])
-            fold.rng_state = saved["rng_state"]
             fold.best_loss = float(saved["best_loss"])
             fold.best_epoch = int(saved["best_epoch"])
             fold.bad_epochs = int(saved["bad_epochs"])
             fold.stopped = bool(saved["stopped"])
             fold.best_metrics = dict(saved["best_metrics"])
-            fold.best_state = saved["best_state"]
             fold.history = list(saved["history"])
-
-
-def _overrides_validation(module) -> bool:
-    import lightning as L
-
-    return type(module).validation_step is not L.LightningModule.validation_step
-
-
-def _default_loss(preds: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
-    if task == "classification":
-        return torch.nn.functional.cross_entropy(preds, y)
-    return torch.nn.functional.mse_loss(preds.reshape(-1), y.reshape(-1))

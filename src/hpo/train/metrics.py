@@ -46,3 +46,51 @@ def task_metrics(
         "mae": float(mean_absolute_error(preds, target)),
         "r2": float(r2_score(preds, target)) if target.numel() > 1 else float("nan"),
     }
+
+
+def fold_task_metrics(
+    preds: list[torch.Tensor],
+    targets: list[torch.Tensor],
+    task: str,
+    num_classes: int,
+    y_means: list[float],
+    y_stds: list[float],
+) -> list[dict[str, float]]:
+    """``task_metrics`` of several folds' validation outputs, one dict per fold.
+
+    Classification metrics of all folds come from one confusion count (the formulas of
+    torchmetrics' multiclass metrics, macro averages skipping classes that are absent
+    from both targets and predictions): four torchmetrics calls per fold would cost more
+    than a training epoch on small data."""
+    if task != "classification":
+        return [
+            task_metrics(p, t, task, num_classes, m, s)
+            for p, t, m, s in zip(preds, targets, y_means, y_stds)
+        ]
+    folds, classes = len(preds), num_classes
+    codes = torch.cat(
+        [
+            (fold * classes + t) * classes + p.detach().argmax(dim=-1)
+            for fold, (p, t) in enumerate(zip(preds, targets))
+        ]
+    )
+    confusion = torch.bincount(codes, minlength=folds * classes * classes)
+    confusion = confusion.view(folds, classes, classes).double()  # [fold, target, predicted]
+    tp = confusion.diagonal(dim1=1, dim2=2)
+    fp = confusion.sum(dim=1) - tp
+    fn = confusion.sum(dim=2) - tp
+    present = ((tp + fp + fn) > 0).double()
+
+    def macro(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+        per_class = torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num))
+        weight = present.sum(dim=1)
+        return torch.where(weight > 0, (per_class * present).sum(dim=1) / weight.clamp(min=1), 0.0)
+
+    columns = {
+        "accuracy": tp.sum(dim=1) / confusion.sum(dim=(1, 2)).clamp(min=1),
+        "precision_macro": macro(tp, tp + fp),
+        "recall_macro": macro(tp, tp + fn),
+        "f1_macro": macro(2 * tp, 2 * tp + fp + fn),
+    }
+    values = {name: column.tolist() for name, column in columns.items()}
+    return [{name: values[name][fold] for name in columns} for fold in range(folds)]

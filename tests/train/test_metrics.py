@@ -1,0 +1,35 @@
+"""The folds' metrics computed together equal torchmetrics' per fold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hpo.train.metrics import fold_task_metrics, task_metrics
+
+
+@pytest.mark.parametrize(
+    ("classes", "rows", "label_classes"),
+    [
+        (2, [5, 6], 2),
+        (3, [30, 31, 29], 3),
+        (4, [12, 1, 9], 3),  # class 3 never a target; a one-row fold
+        (5, [40, 41], 2),  # several classes absent from targets
+    ],
+)
+def test_classification_metrics_match_torchmetrics_per_fold(classes, rows, label_classes):
+    generator = torch.Generator().manual_seed(classes)
+    preds = [torch.randn(n, classes, generator=generator) for n in rows]
+    targets = [torch.randint(0, label_classes, (n,), generator=generator) for n in rows]
+    got = fold_task_metrics(preds, targets, "classification", classes, [0.0] * 3, [1.0] * 3)
+    for fold, (p, t) in enumerate(zip(preds, targets)):
+        expected = task_metrics(p, t, "classification", classes)
+        assert got[fold] == pytest.approx(expected, abs=1e-6)
+
+
+def test_regression_metrics_are_per_fold_in_target_units():
+    preds = [torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0])]
+    targets = [torch.tensor([0.0, 1.0, 1.0]), torch.tensor([0.0, 2.0])]
+    got = fold_task_metrics(preds, targets, "regression", 1, [10.0, 0.0], [2.0, 1.0])
+    assert got[0]["mae"] == pytest.approx(2.0 / 3)
+    assert got[1]["rmse"] == pytest.approx(1.0)
