@@ -3,4 +3,8 @@
 
 COMMAND_MODULES = [
     "hpo.commands.sweep",
+    "hpo.commands.resume",
+    "hpo.commands.submit",
+    "hpo.commands.status",
+    "hpo.commands.logs",
 ]
