@@ -7,6 +7,7 @@ cluster starts carries a marker environment variable, and `stop()` kills exactly
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -16,10 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
-
 RAY = str(Path(sys.executable).with_name("ray"))
+SRC = Path(__file__).resolve().parents[2] / "src"
+TESTS = Path(__file__).resolve().parents[1]
+PYTHONPATH = os.pathsep.join([str(SRC), str(TESTS)])  # this checkout, and user_models
 MARKER = "HPO_TEST_CLUSTER_ID"
 
 
@@ -65,9 +69,10 @@ def _node_ports() -> list[str]:
         f"--dashboard-agent-grpc-port={free_port()}",
         f"--metrics-export-port={free_port()}",
         f"--runtime-env-agent-port={free_port()}",
-        # a private worker-port range, away from other Rays on the machine
-        f"--min-worker-port={20000 + low % 20000}",
-        f"--max-worker-port={20000 + low % 20000 + 200}",
+        # Worker ports: between Ray's default range (10002-19999, other Rays here) and the
+        # kernel's ephemeral ports (32768+, where free_port() picks).
+        f"--min-worker-port={20000 + low % 12000}",
+        f"--max-worker-port={20000 + low % 12000 + 200}",
     ]
 
 
@@ -81,8 +86,13 @@ class LocalRayCluster:
         env: extra environment for every node (and so for jobs and workers).
     """
 
-    def __init__(self, cpus_per_node: int = 1, nodes: int = 2, token: str | None = "auto",
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cpus_per_node: int = 1,
+        nodes: int = 2,
+        token: str | None = "auto",
+        env: dict[str, str] | None = None,
+    ) -> None:
         # Short: Ray's unix sockets live under the temp dir (path limit ~107 chars).
         self.root = Path(tempfile.mkdtemp(prefix="hpoc", dir="/tmp"))
         self.cluster_id = self.root.name
@@ -123,63 +133,49 @@ class LocalRayCluster:
             *_node_ports(), *args,
         ]  # fmt: skip
         self.processes.append(
-            subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+            subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         )
 
-    def start(self, timeout: float = 120) -> LocalRayCluster:
+    def start(self, timeout: float = 180) -> LocalRayCluster:
         self._start("head", [
             "--head", f"--port={self.gcs_port}", "--include-dashboard=true",
             "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
             f"--ray-client-server-port={free_port()}",
         ])  # fmt: skip
-        self._wait_for_nodes(1, timeout)
+        self._wait_for(lambda: len(self.node_ids()) >= 1, timeout, "the head node")
         for index in range(1, self.num_nodes):
             self._start(f"node{index}", [f"--address={self.gcs_address}"])
-        self._wait_for_nodes(self.num_nodes, timeout)
-        self._wait_for_jobs_api(timeout)
+        self._wait_for(lambda: len(self.node_ids()) >= self.num_nodes, timeout, "the nodes")
         return self
 
-    def _alive_nodes(self) -> int:
-        script = (
-            "import ray, json; ray.init(address='%s', logging_level='ERROR', log_to_driver=False);"
-            "print(json.dumps(sum(1 for n in ray.nodes() if n['Alive'])))" % self.gcs_address
+    def _get(self, endpoint: str) -> dict:
+        request = urllib.request.Request(
+            f"{self.dashboard_url}{endpoint}",
+            headers={"Authorization": f"Bearer {self.token}"} if self.token else {},
         )
-        out = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True,
-                             text=True, timeout=60)  # fmt: skip
-        try:
-            return int(out.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return 0
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
-    def _wait_for_nodes(self, count: int, timeout: float) -> None:
+    def node_ids(self) -> set[str]:
+        """Ids of the live nodes, from the dashboard's state API (empty while it starts)."""
+        try:
+            nodes = self._get("/api/v0/nodes")["data"]["result"]["result"]
+        except (OSError, KeyError, ValueError):
+            return set()
+        return {n["node_id"] for n in nodes if n["state"] == "ALIVE"}
+
+    def _wait_for(self, ready, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for proc in self.processes:
                 if proc.poll() is not None:
                     raise RuntimeError(f"ray start exited early:\n{self.logs()}")
-            if self._alive_nodes() >= count:
+            if ready():
                 return
-            time.sleep(1)
-        raise TimeoutError(f"{count} Ray nodes did not come up:\n{self.logs()}")
-
-    def _wait_for_jobs_api(self, timeout: float) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            request = urllib.request.Request(
-                f"{self.dashboard_url}/api/version",
-                headers={"Authorization": f"Bearer {self.token}"} if self.token else {},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"the Jobs API did not come up:\n{self.logs()}")
+            time.sleep(0.5)
+        raise TimeoutError(f"{what} did not come up in {timeout:.0f}s:\n{self.logs()}")
 
     def logs(self) -> str:
         return "\n".join(
@@ -213,3 +209,16 @@ class LocalRayCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def run_hpo(*args: str, env: dict[str, str] | None = None, timeout: float = 400):
+    """`python -m hpo ARGS` as a user runs it, outside the cluster, with no Ray token in
+    its environment (tests pass --token-file, or nothing)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    return subprocess.run(
+        [sys.executable, "-m", "hpo", *args],
+        env={**base, "PYTHONPATH": PYTHONPATH, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

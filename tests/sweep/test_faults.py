@@ -55,9 +55,7 @@ def test_a_killed_worker_is_retried_from_its_last_checkpoint(ray_local, user_mod
     assert len(pids) == 2  # before and after the crash: two worker processes
 
 
-def test_raising_and_diverging_trials_are_recorded_and_the_sweep_goes_on(
-    ray_local, user_model_cfg
-):
+def test_raising_and_diverging_trials_are_recorded_and_the_sweep_goes_on(ray_local, user_model_cfg):
     # A grid over both keys: lr=5 turns the loss NaN, width=-1 makes the module's
     # constructor raise (torch refuses a negative dimension); one trial of four is healthy.
     cfg = user_model_cfg(

@@ -108,7 +108,9 @@ def replay_asha(rows: list[dict]) -> dict[str, int]:
         if r["event"] != "result" or key in seen or r["epoch"] >= MAX_EPOCHS:
             continue
         seen.add(key)
-        action = bracket.on_result(SimpleNamespace(trial_id=r["trial_id"]), r["epoch"], -r["val_loss"])
+        action = bracket.on_result(
+            SimpleNamespace(trial_id=r["trial_id"]), r["epoch"], -r["val_loss"]
+        )
         if action == TrialScheduler.STOP:
             stops.setdefault(r["trial_id"], r["epoch"])
     return stops
@@ -141,8 +143,12 @@ def test_resume_after_sigkill_keeps_finished_trials_searcher_and_asha_rungs(ray_
     assert len(done_after) == budget
 
     # The trial in flight continued from its checkpoint, not from epoch 1.
-    epochs_before = [r["epoch"] for r in before if r["event"] == "result" and r["trial_id"] == flying]
-    epochs_after = [r["epoch"] for r in new_rows if r["event"] == "result" and r["trial_id"] == flying]
+    epochs_before = [
+        r["epoch"] for r in before if r["event"] == "result" and r["trial_id"] == flying
+    ]
+    epochs_after = [
+        r["epoch"] for r in new_rows if r["event"] == "result" and r["trial_id"] == flying
+    ]
     if epochs_after:  # (unless its last epoch was in before the kill)
         assert epochs_after[0] in (epochs_before[-1], epochs_before[-1] + 1)
         assert epochs_after[0] > 1

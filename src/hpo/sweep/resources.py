@@ -33,9 +33,7 @@ def _impossible(nodes: Sequence[dict[str, Any]], cpus: float, gpus: float) -> st
     """Why no node fits one trial, naming the config key and the fix."""
     most_gpus = max((_amount(n, "GPU") for n in nodes), default=0.0)
     most_cpus = max((_amount(n, "CPU") for n in nodes), default=0.0)
-    described = "; ".join(
-        f"{_amount(n, 'CPU'):g} CPU / {_amount(n, 'GPU'):g} GPU" for n in nodes
-    )
+    described = "; ".join(f"{_amount(n, 'CPU'):g} CPU / {_amount(n, 'GPU'):g} GPU" for n in nodes)
     if gpus > 0 and most_gpus == 0:
         return (
             f"config key `resources.gpus_per_trial`: {gpus:g} GPUs per trial were asked "

@@ -97,8 +97,10 @@ def resume_sweep(
     num_samples = check_before_ray(cfg, space, prepared.task)
     before = load_rows(location.local / ROWS_FILE)
     if stream is not None:
-        ended = 0 if before.empty else int(
-            (before.groupby("trial_id")["status"].last() != STATUS_RUNNING).sum()
+        ended = (
+            0
+            if before.empty
+            else int((before.groupby("trial_id")["status"].last() != STATUS_RUNNING).sum())
         )
         print(
             f"hpo: resuming {location.display}: {ended} of {num_samples} trials finished",

@@ -99,9 +99,7 @@ def make_sampler(
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.name == "grid":
-        return TuneDrivenGridSampler(
-            {k: grid_values(k, d) for k, d in space.items()}, seed=seed
-        )
+        return TuneDrivenGridSampler({k: grid_values(k, d) for k, d in space.items()}, seed=seed)
     if s.name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.n_startup_trials)
     if s.name == "cmaes":

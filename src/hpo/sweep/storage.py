@@ -125,8 +125,7 @@ class RunLocation:
             path = Path(run_dir).expanduser().resolve()
             if not path.is_dir():
                 raise HPOError(
-                    f"{path} is not a directory; pass the run directory that `hpo sweep` "
-                    "printed."
+                    f"{path} is not a directory; pass the run directory that `hpo sweep` printed."
                 )
             return cls(path)
         location = cls(Path(tempfile.mkdtemp(prefix="hpo-run-")), str(run_dir).rstrip("/"))
