@@ -93,6 +93,13 @@ def test_no_wait_status_logs_and_the_jobs_exit_status(two_nodes, tmp_path):
     assert f"results: {tmp_path / 'runs'}/iris-mlp/" in status.stdout
     print(f"\nsubmit --no-wait returned in {latency:.1f}s ({submitted.stdout.splitlines()[0]})")
 
+    # `hpo submit --resume` runs `hpo resume` as a job; this run never started Tune, so
+    # the job fails with the reason, and so does the command.
+    run_dir = re.search(r"results: (\S+)", status.stdout).group(1)
+    resumed = run_hpo("submit", *common, "--resume", run_dir)
+    assert resumed.returncode == 2, resumed.stdout[-3000:]
+    assert "has no Ray Tune state" in resumed.stdout
+
 
 def test_a_submit_without_the_right_token_is_refused(two_nodes, tmp_path):
     address = ["--address", two_nodes.dashboard_url]

@@ -195,16 +195,18 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_hpo_resume_finishes(
 
     presser = threading.Thread(target=press_ctrl_c_after_the_first_trial, daemon=True)
     presser.start()
+    # The run directory is a URI: pyarrow's file:// stands in for s3:// or gs://.
+    uri = f"file://{run_dir}"
     with pytest.raises(SweepInterrupted) as interrupted:
-        run_sweep(cfg, run_dir=run_dir, stream=None)
+        run_sweep(cfg, run_dir=uri, stream=None)
     presser.join()
-    assert f"hpo resume {run_dir}" in str(interrupted.value)
+    assert f"hpo resume {uri}" in str(interrupted.value)
     before = events(run_dir)
     assert 1 <= len(ended(before)) < budget
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(TESTS)]))
     resumed = subprocess.run(
-        [sys.executable, "-m", "hpo", "resume", str(run_dir)],
+        [sys.executable, "-m", "hpo", "resume", uri],
         env=env,
         capture_output=True,
         text=True,
@@ -212,6 +214,7 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_hpo_resume_finishes(
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"trials: {budget} " in resumed.stdout
+    assert (run_dir / "trials.parquet").exists() and (run_dir / "best_trial.json").exists()
     after = events(run_dir)
     done = ended(after)
     assert len(done) == budget and set(done.values()) <= {"completed", "stopped"}

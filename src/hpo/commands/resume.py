@@ -18,11 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpo.config.compose import load_run_config
     from hpo.sweep.resume import resume_sweep
     from hpo.sweep.summary import print_summary
 
     result = resume_sweep(args.run_dir, args.overrides)
-    from hpo.config.compose import load_run_config
-
     print_summary(result, load_run_config(result.run_dir))
     return 0

@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--job-id", help="the job's submission id (default: one Ray picks)")
     parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="finish an interrupted sweep on the cluster (`hpo resume RUN_DIR` as a job); "
+        "RUN_DIR is a shared path or URI; takes no overrides",
+    )
+    parser.add_argument(
         "overrides",
         nargs="*",
         help="Hydra overrides as for `hpo sweep`; output_dir must be a path every node sees "
@@ -62,6 +68,26 @@ def job_overrides(overrides: list[str], run_dir: str) -> list[str]:
     """The user's overrides, plus joining the cluster and the run directory we chose."""
     extra = [] if any(o.startswith("cluster=") for o in overrides) else ["cluster=remote"]
     return [*overrides, *extra, f"run_dir='{run_dir}'"]
+
+
+def stage_working_dir(args: argparse.Namespace, staging: Path) -> None:
+    if args.working_dir:
+        shutil.copytree(
+            Path(args.working_dir).expanduser(),
+            staging,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns(*NOT_SHIPPED),
+        )
+
+
+def runtime_env(staging: Path) -> dict[str, Any]:
+    """The job's runtime_env: the staged files (if any) as its working_dir. Never the
+    token: the cluster's own processes have it, and a runtime_env is readable by anyone
+    who can list the cluster's jobs."""
+    env: dict[str, Any] = {"env_vars": {"PYTHONUNBUFFERED": "1"}}
+    if any(staging.iterdir()):
+        env["working_dir"] = str(staging)
+    return env
 
 
 def plan_job(args: argparse.Namespace, staging: Path) -> JobSpec:
@@ -86,13 +112,7 @@ def plan_job(args: argparse.Namespace, staging: Path) -> JobSpec:
     compose_config(overrides, args.config_dir)  # the job's exact override list composes
 
     command = ["python", "-m", "hpo", "sweep"]
-    if args.working_dir:
-        shutil.copytree(
-            Path(args.working_dir).expanduser(),
-            staging,
-            dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns(*NOT_SHIPPED),
-        )
+    stage_working_dir(args, staging)
     if args.config_dir:
         if (staging / SHIPPED_CONF).exists():
             raise ConfigError(
@@ -101,22 +121,44 @@ def plan_job(args: argparse.Namespace, staging: Path) -> JobSpec:
             )
         shutil.copytree(Path(args.config_dir).expanduser(), staging / SHIPPED_CONF)
         command += ["--config-dir", SHIPPED_CONF]
-    runtime_env: dict[str, Any] = {"env_vars": {"PYTHONUNBUFFERED": "1"}}
-    if any(staging.iterdir()):
-        runtime_env["working_dir"] = str(staging)
     return JobSpec(
         entrypoint=shlex.join(command + overrides),
         run_dir=run_dir,
-        runtime_env=runtime_env,
+        runtime_env=runtime_env(staging),
         metadata={RUN_DIR_KEY: run_dir, "hpo_overrides": json.dumps(list(args.overrides))},
+    )
+
+
+def plan_resume_job(args: argparse.Namespace, staging: Path) -> JobSpec:
+    """`hpo resume RUN_DIR` on the cluster; the run's own config.yaml fixes the sweep."""
+    from hpo.errors import ConfigError
+    from hpo.sweep.storage import is_uri
+
+    if args.overrides or args.config_dir:
+        raise ConfigError(
+            "--resume takes no overrides or --config-dir: the run directory's config.yaml "
+            "fixes the sweep."
+        )
+    if not (is_uri(args.resume) or Path(args.resume).is_absolute()):
+        raise ConfigError(
+            f"--resume {args.resume}: give the run directory as the cluster sees it, an "
+            "absolute shared path or a URI (what `hpo submit` printed after `results`)."
+        )
+    stage_working_dir(args, staging)  # the user's modules, as for the original submit
+    command = ["python", "-m", "hpo", "resume", args.resume, "cluster.address=auto"]
+    return JobSpec(
+        entrypoint=shlex.join(command),
+        run_dir=args.resume,
+        runtime_env=runtime_env(staging),
+        metadata={RUN_DIR_KEY: args.resume, "hpo_resume": "true"},
     )
 
 
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="hpo-job-") as staging:
-        spec = plan_job(args, Path(staging))
+        spec = (plan_resume_job if args.resume else plan_job)(args, Path(staging))
+        started = time.monotonic()  # connect, upload the working_dir, submit
         client = connect(args)
-        started = time.monotonic()
         job_id = client.submit(spec.entrypoint, spec.runtime_env, spec.metadata, args.job_id)
     print(
         f"hpo: submitted job {job_id} to {args.address} in {time.monotonic() - started:.1f}s"

@@ -179,7 +179,7 @@ def _plain_config(cfg: DictConfig) -> dict[str, Any]:
 
 def run_sweep(
     cfg: DictConfig,
-    run_dir: Path | None = None,
+    run_dir: str | Path | None = None,
     stream=sys.stdout,
 ) -> SweepResult:
     """Run the configured sweep end to end and write the run directory.
