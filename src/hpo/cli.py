@@ -43,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hpo: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # hpo.sweep.runner.SweepInterrupted says how to resume
+        print(f"hpo: interrupted; {exc}" if str(exc) else "hpo: interrupted", file=sys.stderr)
         return 130
 
 

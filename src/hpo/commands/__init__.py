@@ -6,4 +6,8 @@ COMMAND_MODULES = [
     "hpo.commands.predict",
     "hpo.commands.report",
     "hpo.commands.check_data",
+    "hpo.commands.resume",
+    "hpo.commands.submit",
+    "hpo.commands.status",
+    "hpo.commands.logs",
 ]

@@ -54,9 +54,12 @@ class SchedulerConfig:
 @dataclass
 class ClusterConfig:
     name: str = "local"
-    address: Optional[str] = None
+    address: Optional[str] = None  # null: embedded Ray; "auto": the cluster this runs on
     num_cpus: Optional[int] = None
     num_gpus: Optional[int] = None
+    # Nodes an autoscaler can still add, e.g. [{CPU: 8, GPU: 1}]: a trial that fits one
+    # passes the resource check before such a node runs.
+    node_types: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -114,7 +117,8 @@ class MLPConfig:
 @dataclass
 class HPOConfig:
     name: str = "default"
-    output_dir: str = "runs"
+    output_dir: str = "runs"  # a path (shared by all nodes on a cluster) or a URI (s3://...)
+    run_dir: Optional[str] = None  # null: output_dir/name/<time>
     seed: int = 0
     metric: str = "val_loss"
     mode: str = "min"

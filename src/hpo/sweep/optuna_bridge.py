@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import optuna
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
@@ -70,3 +71,16 @@ class FidelityAwareOptunaSearch(OptunaSearch):
     def study(self):
         """The Optuna study behind the search (for reports and tests)."""
         return self._ot_study
+
+
+class TuneDrivenGridSampler(optuna.samplers.GridSampler):
+    """``GridSampler`` for trials that Ray Tune drives, not ``study.optimize``.
+
+    Optuna's ``after_trial`` calls ``study.stop()`` once the grid is used up, which raises
+    outside ``study.optimize`` (here: on telling the grid's last trial). Tune already
+    stops at the grid's size (``budget.num_samples`` is capped to it), so there is
+    nothing to stop.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None

@@ -7,6 +7,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,17 @@ STATUS_STOPPED = "stopped"  # by the scheduler (ASHA / HyperBand)
 STATUS_FAILED = "failed"
 STATUS_RUNNING = "running"  # only in a sweep that was interrupted
 
-_KEEP = ("time_this_iter_s", "time_total_s", "node_ip", "pid", "training_iteration")
+_KEEP = (
+    "time_this_iter_s",
+    "time_total_s",
+    "training_iteration",
+    # where the trial ran: node_id tells apart Ray nodes that share one IP
+    "node_ip",
+    "hostname",
+    "pid",
+    "node_id",
+    "device",
+)
 
 
 def trial_index(trial) -> int:
@@ -42,28 +53,46 @@ class TrialRecorder(Callback):
         metric, mode: what "best so far" means in the progress line.
         num_samples: the trial budget, for the progress line.
         stream: where progress goes; None for silence.
+        on_trial_end: called after each trial's end is written (e.g. to upload the file).
     """
 
-    def __init__(self, path: Path, metric: str, mode: str, num_samples: int, stream=sys.stdout):
+    def __init__(
+        self,
+        path: Path,
+        metric: str,
+        mode: str,
+        num_samples: int,
+        stream=sys.stdout,
+        on_trial_end: Callable[[], None] | None = None,
+    ):
         self.path = Path(path)
         self.metric = metric
         self.mode = mode
         self.num_samples = num_samples
         self.stream = stream
+        self.on_trial_end = on_trial_end
         self.status: dict[str, str] = {}
         self.best: tuple[float, str] | None = None
         self.started = time.monotonic()
         self._last: dict[str, dict] = {}
+        self._ended: set[str] = set()  # trials whose end was written (before a resume too)
         self._load_existing()
 
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks into tuner.pkl; a stream need not (and may not) go there.
+        return {**self.__dict__, "stream": None}
+
     def _load_existing(self) -> None:
+        """Pick up where an interrupted sweep's rows left off (``hpo resume``)."""
         if not self.path.exists():
             return
         for line in self.path.read_text().splitlines():
             row = json.loads(line)
             if row.get("event") == "end":
                 self.status[row["trial_id"]] = row["status"]
+                self._ended.add(row["trial_id"])
             elif row.get("event") == "result":
+                self._last[row["trial_id"]] = row
                 self._track_best(row.get(self.metric), row["trial_id"])
 
     def _write(self, row: dict) -> None:
@@ -116,7 +145,24 @@ class TrialRecorder(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self._end(trials, trial, STATUS_FAILED, _error_text(trial))
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """The trial's worker failed; Tune restarts it from its last checkpoint."""
+        self._write(
+            {
+                "event": "retry",
+                "trial_id": trial.trial_id,
+                "trial_index": trial_index(trial),
+                "error": _error_text(trial),
+                "params": trial.config,
+            }
+        )
+
     def _end(self, trials, trial, status: str, error: str | None) -> None:
+        if trial.trial_id in self._ended:
+            # Its end was recorded just before the driver died, after Tune's last
+            # snapshot: Tune resumed it from its final checkpoint and it ended again.
+            return
+        self._ended.add(trial.trial_id)
         self.status[trial.trial_id] = status
         self._write(
             {
@@ -131,6 +177,8 @@ class TrialRecorder(Callback):
         if self.stream is not None:
             running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)
             print(self.progress_line(running), file=self.stream, flush=True)
+        if self.on_trial_end is not None:
+            self.on_trial_end()
 
     def counts(self) -> dict[str, int]:
         values = list(self.status.values())

@@ -10,8 +10,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
 
-import datetime as _dt
-import math
+import shlex
 import sys
 import time
 import warnings
@@ -23,16 +22,18 @@ import optuna
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+from ray.tune.schedulers import FIFOScheduler, HyperBandScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from hpo.cluster import cluster_cpus, cluster_gpus, start_ray, stop_ray
+from hpo.cluster import node_resources, start_ray, stop_ray
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.data.quality import report_quality
-from hpo.errors import ConfigError, HPOError, ResourceError
+from hpo.errors import ConfigError, HPOError
 from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
-from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch
+from hpo.sweep.asha import ResumableASHA, SchedulerState
+from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch, TuneDrivenGridSampler
 from hpo.sweep.recorder import TrialRecorder
+from hpo.sweep.resources import plan_concurrency
 from hpo.sweep.results import (
     ROWS_FILE,
     count_statuses,
@@ -41,10 +42,11 @@ from hpo.sweep.results import (
     write_best,
     write_trials,
 )
+from hpo.sweep.storage import TUNE_DIR, RunLocation
 from hpo.train.metrics import metric_names
 from hpo.train.trial import run_trial
 
-TUNE_DIR = "tune"
+__all__ = ["TUNE_DIR", "SweepInterrupted", "SweepResult", "run_sweep"]
 
 
 @dataclass
@@ -63,24 +65,30 @@ def reported_metrics(task: str) -> list[str]:
     return ["val_loss", "train_loss", *(f"val_{m}" for m in metric_names(task))]
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the sweep; Tune saved its state and `hpo resume` finishes it."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        super().__init__(
+            f"the sweep stopped before its last trial; finish it with: "
+            f"hpo resume {shlex.quote(run_dir)}"
+        )
+
+
 def make_run_dir(cfg: DictConfig) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    base = Path(cfg.output_dir).expanduser().resolve() / cfg.name / stamp
-    run_dir, n = base, 1
-    while run_dir.exists():
-        run_dir = base.with_name(f"{stamp}_{n}")
-        n += 1
-    run_dir.mkdir(parents=True)
-    return run_dir
+    """A new local run directory (``run_dir``, else ``output_dir/name/<time>``)."""
+    return RunLocation.create(cfg).local
 
 
 def make_sampler(
-    cfg: DictConfig, space: SearchSpace, concurrent: int
+    cfg: DictConfig, space: SearchSpace, concurrent: int | None
 ) -> optuna.samplers.BaseSampler:
     s = cfg.searcher
     seed = int(cfg.seed)
     liar = s.constant_liar
-    constant_liar = concurrent > 1 if liar in ("auto", None) else bool(liar)
+    parallel = concurrent is None or concurrent > 1
+    constant_liar = parallel if liar in ("auto", None) else bool(liar)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if s.name == "tpe":
         return optuna.samplers.TPESampler(
@@ -92,9 +100,7 @@ def make_sampler(
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.name == "grid":
-        return optuna.samplers.GridSampler(
-            {k: grid_values(k, d) for k, d in space.items()}, seed=seed
-        )
+        return TuneDrivenGridSampler({k: grid_values(k, d) for k, d in space.items()}, seed=seed)
     if s.name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.n_startup_trials)
     if s.name == "cmaes":
@@ -104,7 +110,7 @@ def make_sampler(
     raise ConfigError(f"config key `searcher.name`: unknown searcher {s.name!r}.")
 
 
-def make_searcher(cfg: DictConfig, space: SearchSpace, concurrent: int) -> OptunaSearch:
+def make_searcher(cfg: DictConfig, space: SearchSpace, concurrent: int | None) -> OptunaSearch:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = make_sampler(cfg, space, concurrent)
     cls = (
@@ -118,7 +124,7 @@ def make_searcher(cfg: DictConfig, space: SearchSpace, concurrent: int) -> Optun
 def make_scheduler(cfg: DictConfig):
     s = cfg.scheduler
     if s.name == "asha":
-        return ASHAScheduler(
+        return ResumableASHA(
             time_attr="training_iteration",
             max_t=s.max_t,
             grace_period=min(s.grace_period, s.max_t),
@@ -152,31 +158,15 @@ def check_before_ray(cfg: DictConfig, space: SearchSpace, task: str) -> int:
     return num_samples
 
 
-def check_resources(cfg: DictConfig) -> int:
-    """Fail at once on a request the cluster can never satisfy; return the concurrency."""
-    cpus, gpus = cluster_cpus(), cluster_gpus()
-    want_cpu = float(cfg.resources.cpus_per_trial)
-    want_gpu = float(cfg.resources.gpus_per_trial)
-    if want_gpu > 0 and gpus == 0:
-        raise ResourceError(
-            f"config key `resources.gpus_per_trial`: {want_gpu} GPUs per trial were asked for, "
-            "but the Ray cluster has no GPU; set resources.gpus_per_trial=0 or add GPU nodes."
-        )
-    if want_gpu > gpus:
-        raise ResourceError(
-            f"config key `resources.gpus_per_trial`: {want_gpu} GPUs per trial, but the "
-            f"cluster has {gpus:g}; lower it."
-        )
-    if want_cpu > cpus:
-        raise ResourceError(
-            f"config key `resources.cpus_per_trial`: {want_cpu:g} CPUs per trial, but the "
-            f"cluster has {cpus:g}; lower it."
-        )
-    slots = math.floor(cpus / want_cpu)
-    if want_gpu > 0:
-        slots = min(slots, math.floor(gpus / want_gpu + 1e-9))
-    requested = cfg.budget.max_concurrent_trials
-    return max(1, min(slots, requested) if requested else slots)
+def check_resources(cfg: DictConfig) -> int | None:
+    """Fail at once on a request no node can ever hold; return the concurrency cap."""
+    return plan_concurrency(
+        node_resources(),
+        float(cfg.resources.cpus_per_trial),
+        float(cfg.resources.gpus_per_trial),
+        cfg.budget.max_concurrent_trials,
+        [dict(node) for node in cfg.cluster.get("node_types") or []],
+    )
 
 
 def trial_dirname(trial) -> str:
@@ -190,28 +180,34 @@ def _plain_config(cfg: DictConfig) -> dict[str, Any]:
 
 def run_sweep(
     cfg: DictConfig,
-    run_dir: Path | None = None,
+    run_dir: str | Path | None = None,
     stream=sys.stdout,
 ) -> SweepResult:
     """Run the configured sweep end to end and write the run directory.
 
     Args:
         cfg: the validated config (hpo.config.compose_config).
-        run_dir: where to write; a new ``output_dir/name/<time>`` by default.
+        run_dir: where to write; the ``run_dir`` key, else a new ``output_dir/name/<time>``.
+            A URI (s3://...) works too: see hpo.sweep.storage.
         stream: where progress lines go (None: silent).
+
+    Raises:
+        SweepInterrupted: Ctrl-C; ``hpo resume`` (hpo.sweep.resume) finishes the sweep.
     """
     started_at = time.monotonic()
     space, _ = build_search_space(cfg.search_space)
     prepared = prepare_data(cfg)  # data errors surface before any Ray work
     num_samples = check_before_ray(cfg, space, prepared.task)
-    run_dir = Path(run_dir) if run_dir else make_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    location = RunLocation.create(cfg, run_dir)
+    run_dir = location.local
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    location.upload()
     if stream is not None:
         print(
             f"hpo: {prepared.task} on {cfg.data.name}: {len(prepared.train_idx)} rows for "
             f"{cfg.cv.folds}-fold CV, {len(prepared.test_idx)} held out for the test; "
-            f"{num_samples} trials, searcher={cfg.searcher.name}, scheduler={cfg.scheduler.name}",
+            f"{num_samples} trials, searcher={cfg.searcher.name}, scheduler={cfg.scheduler.name}"
+            f"\nhpo: run directory {location.display}",
             file=stream,
             flush=True,
         )
@@ -219,38 +215,59 @@ def run_sweep(
     owns_ray = start_ray(cfg.cluster)
     try:
         concurrent = check_resources(cfg)
-        recorder = TrialRecorder(run_dir / ROWS_FILE, cfg.metric, cfg.mode, num_samples, stream)
         searcher = make_searcher(cfg, space, concurrent)
-        tuner = build_tuner(cfg, prepared, searcher, recorder, run_dir, num_samples, concurrent)
-        tuner.fit()
+        scheduler = make_scheduler(cfg)
+        callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream)
+        tuner = build_tuner(
+            cfg, prepared, searcher, scheduler, callbacks, location, num_samples, concurrent
+        )
+        fit_tuner(tuner, cfg, location, num_samples)
     finally:
         if owns_ray:
             stop_ray()
-    return finish_sweep(
-        cfg,
-        run_dir,
-        space,
-        started_at,
-        searcher.study if hasattr(searcher, "study") else getattr(searcher, "_ot_study", None),
-        prepared,
-    )
+        location.upload()
+    study = searcher.study if hasattr(searcher, "study") else getattr(searcher, "_ot_study", None)
+    return finish_run(cfg, location, space, started_at, study, prepared, scheduler)
 
 
-def build_tuner(cfg, prepared, searcher, recorder, run_dir, num_samples, concurrent) -> tune.Tuner:
+def make_trainable(cfg: DictConfig, prepared: PreparedData):
+    """``run_trial`` with the fold data and the config bound, and the per-trial resources."""
     trainable = tune.with_parameters(
         run_trial, trial_data=prepared.trial_data, base_cfg=_plain_config(cfg)
     )
     resources = {"cpu": float(cfg.resources.cpus_per_trial)}
     if cfg.resources.gpus_per_trial:
         resources["gpu"] = float(cfg.resources.gpus_per_trial)
-    trainable = tune.with_resources(trainable, resources)
+    return tune.with_resources(trainable, resources)
+
+
+def sweep_callbacks(cfg, location: RunLocation, num_samples: int, scheduler, stream) -> list:
+    """The driver's Tune callbacks. A resumed sweep builds the same list (Tune restores
+    callback state by position)."""
+    recorder = TrialRecorder(
+        location.local / ROWS_FILE,
+        cfg.metric,
+        cfg.mode,
+        num_samples,
+        stream,
+        on_trial_end=(lambda: location.upload(ROWS_FILE)) if location.uri else None,
+    )
+    callbacks = [recorder]
+    if isinstance(scheduler, ResumableASHA):
+        callbacks.append(SchedulerState(scheduler))
+    return callbacks
+
+
+def build_tuner(
+    cfg, prepared, searcher, scheduler, callbacks, location, num_samples, concurrent
+) -> tune.Tuner:
     return tune.Tuner(
-        trainable,
+        make_trainable(cfg, prepared),
         tune_config=tune.TuneConfig(
             metric=cfg.metric,
             mode=cfg.mode,
             search_alg=searcher,
-            scheduler=make_scheduler(cfg),
+            scheduler=scheduler,
             num_samples=num_samples,
             max_concurrent_trials=concurrent,
             time_budget_s=cfg.budget.time_budget_s,
@@ -259,13 +276,43 @@ def build_tuner(cfg, prepared, searcher, recorder, run_dir, num_samples, concurr
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
-            storage_path=str(run_dir),
+            storage_path=location.tune_storage,
             verbose=0,
-            callbacks=[recorder],
+            callbacks=callbacks,
+            # num_to_keep=1 also makes Tune snapshot the experiment after every trial
+            # checkpoint, so a killed driver loses at most the epoch in flight.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=int(cfg.budget.max_retries)),
         ),
     )
+
+
+def fit_tuner(tuner: tune.Tuner, cfg: DictConfig, location: RunLocation, num_samples: int):
+    """``tuner.fit()``, raising SweepInterrupted when Ctrl-C cut the sweep short.
+
+    On the first Ctrl-C Tune stops the trials, saves the experiment state and returns
+    normally, so an interrupt shows as trials left unfinished.
+    """
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune's last snapshot may be older
+        raise SweepInterrupted(location.display) from None
+    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    if unfinished or (cfg.budget.time_budget_s is None and len(grid) < num_samples):
+        raise SweepInterrupted(location.display)
+    return grid
+
+
+def finish_run(cfg, location, space, started_at, study, prepared, scheduler) -> SweepResult:
+    """finish_sweep, then the URI upload and what the caller may want to inspect."""
+    try:
+        result = finish_sweep(cfg, location.local, space, started_at, study, prepared)
+    finally:
+        location.upload()
+    result.extra["storage"] = location.display
+    if isinstance(scheduler, ResumableASHA):
+        result.extra["asha_rungs"] = scheduler.rung_records()
+    return result
 
 
 def finish_sweep(cfg, run_dir, space, started_at, study, prepared) -> SweepResult:

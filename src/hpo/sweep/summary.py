@@ -14,7 +14,8 @@ def _fmt(value) -> str:
 
 
 def summary_lines(result: SweepResult, cfg) -> list[str]:
-    lines = [f"run directory: {result.run_dir}"]
+    # a URI run directory (s3://...) is staged locally; name the URI
+    lines = [f"run directory: {result.extra.get('storage', result.run_dir)}"]
     c = result.counts
     total = sum(c.values())
     lines.append(

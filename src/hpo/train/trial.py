@@ -6,6 +6,7 @@ import os
 import tempfile
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -56,6 +57,8 @@ def run_trial(config: dict[str, Any], trial_data: TrialData, base_cfg: dict[str,
             state = torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=True)
         trainer.load_state_dict(state)
     every = int(cfg["trainer"]["checkpoint_every"])
+    # Where the trial runs; Ray nodes on one machine share an IP, so the node id tells them apart.
+    placement = {"node_id": ray.get_runtime_context().get_node_id(), "device": str(trainer.device)}
     while not trainer.finished:
         summary = trainer.run_epoch()
         report = {
@@ -65,6 +68,7 @@ def run_trial(config: dict[str, Any], trial_data: TrialData, base_cfg: dict[str,
             "fold_best_epochs": summary.fold_best_epochs,
             **{f"fold_{name}": values for name, values in summary.fold_metrics.items()},
             FINISHED_KEY: summary.finished,
+            **placement,
         }
         if summary.finished or summary.epoch % every == 0:
             with tempfile.TemporaryDirectory() as directory:

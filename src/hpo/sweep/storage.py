@@ -1,0 +1,159 @@
+"""Where a run directory lives: a path (local, or shared by every node of a cluster), or a
+URI (``s3://``, ``gs://``, ``abfss://``, ``file://``, ...) written through pyarrow's
+filesystems.
+
+Ray Tune writes its experiment folder (``tune/``: checkpoints, searcher and scheduler
+state) straight to the run directory, URI or not. The driver's own files (config.yaml,
+trials.jsonl, trials.parquet, best_trial.json) are written to a local directory: the run
+directory itself, or for a URI a staging copy that is uploaded after every finished
+trial and at the end, and downloaded again by ``hpo resume``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
+from omegaconf import DictConfig
+
+from hpo.errors import ConfigError, HPOError
+
+TUNE_DIR = "tune"
+TUNER_STATE = "tuner.pkl"  # written by Ray Tune when the Tuner is built
+
+
+def is_uri(path: str | Path) -> bool:
+    return "://" in str(path)
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for unknown schemes
+        raise ConfigError(
+            f"config key `output_dir`: pyarrow cannot open {uri!r} ({exc}); use a path, or a "
+            "URI of a filesystem pyarrow supports (s3://, gs://, abfss://, hdfs://, file://)."
+        ) from exc
+
+
+def _exists(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+@dataclass
+class RunLocation:
+    """A run directory: ``local`` is what this process writes; ``uri`` the remote copy.
+
+    For a path, ``local`` is the run directory itself and ``uri`` is None.
+    """
+
+    local: Path
+    uri: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The run directory as the user names it (for messages and `hpo resume`)."""
+        return self.uri or str(self.local)
+
+    @property
+    def tune_storage(self) -> str:
+        """``RunConfig.storage_path``: Tune's experiment folder goes under it."""
+        return self.uri or str(self.local)
+
+    @property
+    def tune_path(self) -> str:
+        """Tune's experiment folder, as ``Tuner.restore`` wants it."""
+        return f"{self.uri.rstrip('/')}/{TUNE_DIR}" if self.uri else str(self.local / TUNE_DIR)
+
+    def has_tuner_state(self) -> bool:
+        if self.uri:
+            fs, base = _filesystem(self.uri)
+            return _exists(fs, f"{base.rstrip('/')}/{TUNE_DIR}/{TUNER_STATE}")
+        return (self.local / TUNE_DIR / TUNER_STATE).is_file()
+
+    @classmethod
+    def create(cls, cfg: DictConfig, run_dir: str | Path | None = None) -> RunLocation:
+        """A new run directory: ``run_dir`` (argument, else the ``run_dir`` key), else
+        ``output_dir/name/<time>``."""
+        target = run_dir or cfg.get("run_dir")
+        if target and is_uri(target):
+            return cls._new_remote(str(target), exact=True)
+        if target:
+            path = Path(target).expanduser().resolve()
+            if (path / TUNE_DIR).exists():
+                raise ConfigError(
+                    f"config key `run_dir`: {path} already holds a sweep; finish it with "
+                    f"`hpo resume {path}` or choose another directory."
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(path)
+        stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        if is_uri(cfg.output_dir):
+            return cls._new_remote(f"{str(cfg.output_dir).rstrip('/')}/{cfg.name}/{stamp}")
+        base = Path(cfg.output_dir).expanduser().resolve() / cfg.name / stamp
+        path, n = base, 1
+        while path.exists():
+            path = base.with_name(f"{stamp}_{n}")
+            n += 1
+        path.mkdir(parents=True)
+        return cls(path)
+
+    @classmethod
+    def _new_remote(cls, uri: str, exact: bool = False) -> RunLocation:
+        """A run directory at a URI, with a local staging directory for the driver."""
+        candidate, n = uri.rstrip("/"), 1
+        fs, path = _filesystem(candidate)
+        while _exists(fs, f"{path}/{TUNE_DIR}"):
+            if exact:
+                raise ConfigError(
+                    f"config key `run_dir`: {uri} already holds a sweep; finish it with "
+                    f"`hpo resume {uri}` or choose another directory."
+                )
+            candidate = f"{uri.rstrip('/')}_{n}"
+            fs, path = _filesystem(candidate)
+            n += 1
+        fs.create_dir(path, recursive=True)
+        return cls(Path(tempfile.mkdtemp(prefix="hpo-run-")), candidate)
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunLocation:
+        """An existing run directory (for resume); a URI's files are downloaded first."""
+        if not is_uri(run_dir):
+            path = Path(run_dir).expanduser().resolve()
+            if not path.is_dir():
+                raise HPOError(
+                    f"{path} is not a directory; pass the run directory that `hpo sweep` printed."
+                )
+            return cls(path)
+        location = cls(Path(tempfile.mkdtemp(prefix="hpo-run-")), str(run_dir).rstrip("/"))
+        fs, base = _filesystem(location.uri)
+        if not _exists(fs, base):
+            raise HPOError(f"{run_dir} does not exist; pass the run directory of a sweep.")
+        for info in fs.get_file_info(pafs.FileSelector(base, recursive=False)):
+            if info.type == pafs.FileType.File:
+                pafs.copy_files(
+                    info.path,
+                    str(location.local / info.base_name),
+                    source_filesystem=fs,
+                    destination_filesystem=pafs.LocalFileSystem(),
+                )
+        return location
+
+    def upload(self, name: str | None = None) -> None:
+        """Copy the local files (all but ``tune/``, or just ``name``) to the URI."""
+        if not self.uri:
+            return
+        fs, base = _filesystem(self.uri)
+        children = [self.local / name] if name else sorted(self.local.iterdir())
+        for child in children:
+            if child.name == TUNE_DIR or not child.exists():
+                continue
+            pafs.copy_files(
+                str(child),
+                f"{base.rstrip('/')}/{child.name}",
+                source_filesystem=pafs.LocalFileSystem(),
+                destination_filesystem=fs,
+            )
