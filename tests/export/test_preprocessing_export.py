@@ -174,3 +174,13 @@ def test_a_raw_target_column_is_matched_to_the_classes(classes, raw, expected):
     got = model.true_values(pd.Series(raw, dtype=object)).tolist()
     assert [None if pd.isna(v) else v for v in got] == expected
     assert [type(v) for v in got if not pd.isna(v)] == [type(v) for v in expected if v is not None]
+
+
+def test_integer_class_labels_read_back_as_floats_still_match():
+    # digits' target arrives as floats (0.0 .. 9.0) while the model's classes are ints.
+    import numpy as np
+
+    from hpo.export.metrics import class_indices
+
+    assert class_indices(np.array([0.0, 1.0, 9.0]), list(range(10))).tolist() == [0, 1, 9]
+    assert class_indices(np.array(["1", "7"]), list(range(10))).tolist() == [1, 7]

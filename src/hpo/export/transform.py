@@ -16,12 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpo.data.clean import category_text
+
 PREPROCESSING_FORMAT = "hpo.preprocessing/2"
 
 
 def category_key(value: Any) -> str:
-    """Categories are compared as strings, so a CSV's "1" meets a training value "1"."""
-    return str(value)
+    """Categories are compared as their canonical text, so a CSV's "1" meets a training
+    value 1, and a float 1.0 (an integer label read from a column with gaps) meets it too."""
+    return category_text(value, fold_case=False)
 
 
 def _numeric_block(frame: pd.DataFrame, block: dict[str, Any]) -> np.ndarray:
