@@ -47,7 +47,15 @@ class BatchedFolds:
 
     name = "batched"
 
-    def __init__(self, modules, rng_states, folds, trainer_cfg, task, device) -> None:
+    def __init__(
+        self,
+        modules: list[Any],
+        rng_states: list[torch.Tensor],
+        folds: list[Any],
+        trainer_cfg: dict[str, Any],
+        task: str,
+        device: str | torch.device,
+    ) -> None:
         self.device = torch.device(device)
         self.batch_size = int(trainer_cfg["batch_size"])
         self.clip = float(trainer_cfg.get("gradient_clip_val") or 0.0)

@@ -83,7 +83,15 @@ class SequentialFolds:
 
     name = "sequential"
 
-    def __init__(self, modules, rng_states, folds, trainer_cfg, task, device) -> None:
+    def __init__(
+        self,
+        modules: list[Any],
+        rng_states: list[torch.Tensor],
+        folds: list[Any],
+        trainer_cfg: dict[str, Any],
+        task: str,
+        device: str | torch.device,
+    ) -> None:
         self.modules = modules
         self.folds = folds
         self.task = task

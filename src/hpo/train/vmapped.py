@@ -16,6 +16,7 @@ buffers (batch-norm running statistics) and give the same loss under vmap as alo
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -84,7 +85,15 @@ class VmappedFolds(SequentialFolds):
 
     name = "vmap"
 
-    def __init__(self, modules, rng_states, folds, trainer_cfg, task, device) -> None:
+    def __init__(
+        self,
+        modules: list[Any],
+        rng_states: list[torch.Tensor],
+        folds: list[Any],
+        trainer_cfg: dict[str, Any],
+        task: str,
+        device: str | torch.device,
+    ) -> None:
         super().__init__(modules, rng_states, folds, trainer_cfg, task, device)
         # modules[0] runs the step for every fold: functional_call swaps the stacked
         # parameters in for the call and puts its own back afterwards.
