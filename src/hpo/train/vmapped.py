@@ -16,13 +16,13 @@ buffers (batch-norm running statistics) and give the same loss under vmap as alo
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from hpo.train.sequential import SequentialFolds, step_loss, trains_on
+from hpo.train.engine import step_loss, trains_on
+from hpo.train.sequential import SequentialFolds
 
 
 class _TrainingStep(nn.Module):
@@ -85,15 +85,7 @@ class VmappedFolds(SequentialFolds):
 
     name = "vmap"
 
-    def __init__(
-        self,
-        modules: list[Any],
-        rng_states: list[torch.Tensor],
-        folds: list[Any],
-        trainer_cfg: dict[str, Any],
-        task: str,
-        device: str | torch.device,
-    ) -> None:
+    def __init__(self, modules, rng_states, folds, trainer_cfg, task, device) -> None:
         super().__init__(modules, rng_states, folds, trainer_cfg, task, device)
         # modules[0] runs the step for every fold: functional_call swaps the stacked
         # parameters in for the call and puts its own back afterwards.
