@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -350,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = args.trials or (6 if args.quick else 30)
     seconds = args.trial_seconds or (2.0 if args.quick else 5.0)
     torch.set_num_threads(1)  # a trial with cpus_per_trial=1 gets one thread
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own deprecation
     started = time.perf_counter()
     figures: dict[str, float] = {}
     raw: dict[str, Any] = {}

@@ -17,7 +17,7 @@ import torch
 
 from hpo.models.batched_mlp import FoldBatchedMLP
 from hpo.models.fold_adamw import clip_fold_grad_norm_
-from hpo.train.sequential import EVAL_CHUNK
+from hpo.train.engine import EVAL_CHUNK, FoldEngine
 
 
 def _padded(parts: list[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -42,15 +42,13 @@ def _dropout_generator(rng_state: torch.Tensor, device: torch.device) -> torch.G
     return generator
 
 
-class BatchedFolds:
-    """The engine interface of hpo.train.sequential, for ``TabularMLP`` fold-models."""
+class BatchedFolds(FoldEngine):
+    """The k ``TabularMLP`` fold-models as one FoldBatchedMLP."""
 
     name = "batched"
 
     def __init__(self, modules, rng_states, folds, trainer_cfg, task, device) -> None:
-        self.device = torch.device(device)
-        self.batch_size = int(trainer_cfg["batch_size"])
-        self.clip = float(trainer_cfg.get("gradient_clip_val") or 0.0)
+        super().__init__(modules, rng_states, folds, trainer_cfg, task, device)
         self.generators = [_dropout_generator(state, self.device) for state in rng_states]
         self.model = FoldBatchedMLP([m.cpu() for m in modules], self.generators).to(self.device)
         self.optimizer = self.model.configure_optimizers()

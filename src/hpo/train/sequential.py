@@ -1,17 +1,7 @@
 """Sequential fold training: each fold's LightningModule trained on its own, one after another.
 
 This is the reference every fold-parallel engine must match, and the fallback for modules
-that cannot be batched. An engine owns the fold-models and their optimizers; the
-FoldTrainer (hpo.train.loop) owns the data, the shuffling and early stopping. Engines share
-this interface:
-
-* ``train_epoch(active, orders)`` -> {fold: mean train loss}: one epoch of the active folds,
-  each over its own train rows in the order ``orders[fold]`` gives.
-* ``validate(active)`` -> {fold: (val_loss, preds)}.
-* ``remember_best(folds)``: the current weights of ``folds`` become their best epoch's.
-* ``fold_module(fold, best)``: a standalone copy of one fold's LightningModule.
-* ``fold_state(fold, with_best)`` / ``load_fold_state(fold, saved)``: one fold's
-  checkpoint entry (tensors and plain values only).
+that cannot be batched.
 """
 
 from __future__ import annotations
@@ -21,75 +11,25 @@ from typing import Any
 
 import torch
 
-from hpo.errors import TrialError
-
-EVAL_CHUNK = 65536
-
-
-def split_optimizers(configured: Any) -> tuple[torch.optim.Optimizer, Any]:
-    """The optimizer and the (epoch-wise) scheduler from ``configure_optimizers()``."""
-    if isinstance(configured, torch.optim.Optimizer):
-        return configured, None
-    if isinstance(configured, dict):
-        scheduler = configured.get("lr_scheduler")
-        if isinstance(scheduler, dict):
-            scheduler = scheduler.get("scheduler")
-        return configured["optimizer"], scheduler
-    if isinstance(configured, (list, tuple)) and configured:
-        first = configured[0]
-        if isinstance(first, (list, tuple)):  # ([optimizers], [schedulers])
-            scheds = configured[1] if len(configured) > 1 else [None]
-            return first[0], scheds[0] if scheds else None
-        return first, None
-    raise TrialError(
-        "configure_optimizers() must return an optimizer or a dict with `optimizer`; "
-        f"got {type(configured).__name__}."
-    )
+from hpo.train.engine import (
+    EVAL_CHUNK,
+    FoldEngine,
+    default_loss,
+    overrides_validation,
+    split_optimizers,
+    step_loss,
+    trains_on,
+)
 
 
-def trains_on(rows: int, fold_rows: int) -> bool:
-    """Whether a batch of ``rows`` is trained on: batch norm cannot train on one row, so a
-    one-row last batch is skipped (unless the fold has one row only)."""
-    return rows >= 2 or (rows == 1 and fold_rows == 1)
-
-
-def step_loss(output: Any) -> torch.Tensor:
-    return output["loss"] if isinstance(output, dict) else output
-
-
-def default_loss(preds: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
-    if task == "classification":
-        return torch.nn.functional.cross_entropy(preds, y)
-    return torch.nn.functional.mse_loss(preds.reshape(-1), y.reshape(-1))
-
-
-def overrides_validation(module: Any) -> bool:
-    import lightning as L
-
-    return type(module).validation_step is not L.LightningModule.validation_step
-
-
-class SequentialFolds:
-    """Each fold's module, optimizer and dropout RNG stream, trained one fold at a time.
-
-    Args:
-        modules: one LightningModule per fold (already on ``device``).
-        rng_states: each fold's global-RNG state (its dropout stream) after building it.
-        folds: the FoldTrainer's per-fold data (``X_train``, ``y_train``, ``X_val``, ...).
-        trainer_cfg: the ``trainer`` node.
-        task: ``classification`` or ``regression``.
-        device: where modules and data live.
-    """
+class SequentialFolds(FoldEngine):
+    """Each fold's module, optimizer and dropout RNG stream, trained one fold at a time."""
 
     name = "sequential"
 
     def __init__(self, modules, rng_states, folds, trainer_cfg, task, device) -> None:
+        super().__init__(modules, rng_states, folds, trainer_cfg, task, device)
         self.modules = modules
-        self.folds = folds
-        self.task = task
-        self.device = torch.device(device)
-        self.batch_size = int(trainer_cfg["batch_size"])
-        self.clip = float(trainer_cfg.get("gradient_clip_val") or 0.0)
         configured = [split_optimizers(m.configure_optimizers()) for m in modules]
         self.optimizers = [opt for opt, _ in configured]
         self.schedulers = [sched for _, sched in configured]

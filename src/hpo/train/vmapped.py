@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from hpo.train.sequential import SequentialFolds, step_loss, trains_on
+from hpo.train.engine import step_loss, trains_on
+from hpo.train.sequential import SequentialFolds
 
 
 class _TrainingStep(nn.Module):
