@@ -9,11 +9,13 @@ ASHA's rungs (hpo.sweep.asha). trials.jsonl goes on from its last row.
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import pyarrow.fs as pafs
 from omegaconf import DictConfig, OmegaConf
 from ray import tune
 
@@ -33,10 +35,11 @@ from hpo.sweep.runner import (
     make_trainable,
     sweep_callbacks,
 )
-from hpo.sweep.storage import RunLocation
+from hpo.sweep.storage import RunLocation, replace_missing_checkpoint, tune_filesystem
 
 # What may change between the interrupted run and its resume: where it runs, not what.
 RESUMABLE_KEYS = ("cluster.",)
+FINISHED_IN_TUNE = ("TERMINATED", "ERROR")  # Tune skips these on restore (as configured)
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -53,6 +56,58 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         return cfg
     merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     return validate_config(OmegaConf.to_container(merged))
+
+
+def trial_statuses(rows_file: Path) -> dict[str, str]:
+    """trial_id -> its recorded status (``running`` when its end was never written)."""
+    frame = load_rows(rows_file)
+    return {} if frame.empty else frame.groupby("trial_id")["status"].last().to_dict()
+
+
+def repair_snapshot_checkpoints(location: RunLocation) -> list[str]:
+    """Recreate checkpoints that Tune's last snapshot names but Tune had already deleted.
+
+    With ``CheckpointConfig(num_to_keep=1)`` Ray Tune deletes a trial's previous
+    checkpoint the moment it registers a new one, and the experiment snapshot that names
+    the checkpoint to restore from reaches storage a moment later (asynchronously). A
+    driver killed in between leaves a snapshot naming a deleted checkpoint, and
+    ``Tuner.restore`` would fail that trial. Each such checkpoint is recreated from the
+    trial's next newer one: the trial resumes where it really was (its epoch count is
+    in the checkpoint, so trials.jsonl and ASHA, which counts epochs, stay right).
+
+    Reads the snapshot with Ray's own loaders (internal in Ray 2.60); if they change,
+    nothing is repaired and Tune reports the trial as before.
+    """
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    fs, base = tune_filesystem(location)
+    snapshots = sorted(
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        if fnmatch.fnmatch(info.base_name, "experiment_state-*.json")
+    )
+    if not snapshots:
+        return []
+    repaired = []
+    try:
+        with fs.open_input_stream(snapshots[-1]) as handle:
+            snapshot = _loads_with_cloudpickle(handle.readall())
+        for trial_state, run_metadata in snapshot["trial_data"]:
+            if _loads_with_cloudpickle(trial_state).get("status") in FINISHED_IN_TUNE:
+                continue  # not restored, so its checkpoint is not needed
+            manager = _TrainingRunMetadata.from_json_state(run_metadata).checkpoint_manager
+            latest = manager.latest_checkpoint_result
+            if latest is None:
+                continue
+            # the path as it was when written; the run directory may have moved since
+            trial_dir, name = PurePosixPath(latest.checkpoint.path).parts[-2:]
+            wanted = f"{base.rstrip('/')}/{trial_dir}/{name}"
+            if replace_missing_checkpoint(fs, wanted):
+                repaired.append(wanted)
+    except (KeyError, AttributeError, TypeError, ValueError, ImportError):
+        return repaired
+    return repaired
 
 
 def restored_parts(tuner: tune.Tuner):
@@ -95,18 +150,17 @@ def resume_sweep(
     space, _ = build_search_space(cfg.search_space)
     prepared = prepare_data(cfg)  # the same split and folds: they depend on the seed only
     num_samples = check_before_ray(cfg, space, prepared.task)
-    before = load_rows(location.local / ROWS_FILE)
+    status = trial_statuses(location.local / ROWS_FILE)
+    ended = sum(state != STATUS_RUNNING for state in status.values())
     if stream is not None:
-        ended = (
-            0
-            if before.empty
-            else int((before.groupby("trial_id")["status"].last() != STATUS_RUNNING).sum())
-        )
         print(
             f"hpo: resuming {location.display}: {ended} of {num_samples} trials finished",
             file=stream,
             flush=True,
         )
+    if ended >= num_samples:  # nothing left to run: just (re)write the results
+        return finish_run(cfg, location, space, started_at, None, prepared, None)
+    repair_snapshot_checkpoints(location)
     owns_ray = start_ray(cfg.cluster)
     try:
         check_resources(cfg)

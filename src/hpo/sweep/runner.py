@@ -122,17 +122,19 @@ def make_searcher(cfg: DictConfig, space: SearchSpace, concurrent: int | None) -
 
 
 def make_scheduler(cfg: DictConfig):
+    """ASHA or HyperBand over epochs (the trial's own count, which survives a resume
+    from any checkpoint), or FIFO."""
     s = cfg.scheduler
     if s.name == "asha":
         return ResumableASHA(
-            time_attr="training_iteration",
+            time_attr="epoch",
             max_t=s.max_t,
             grace_period=min(s.grace_period, s.max_t),
             reduction_factor=s.reduction_factor,
         )
     if s.name == "hyperband":
         return HyperBandScheduler(
-            time_attr="training_iteration", max_t=s.max_t, reduction_factor=s.reduction_factor
+            time_attr="epoch", max_t=s.max_t, reduction_factor=s.reduction_factor
         )
     return FIFOScheduler()
 

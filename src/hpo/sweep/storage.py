@@ -12,6 +12,7 @@ trial and at the end, and downloaded again by ``hpo resume``.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,9 +152,58 @@ class RunLocation:
         for child in children:
             if child.name == TUNE_DIR or not child.exists():
                 continue
+            if child.is_dir():  # copy_files wants the target folder to exist
+                fs.create_dir(f"{base.rstrip('/')}/{child.name}", recursive=True)
             pafs.copy_files(
                 str(child),
                 f"{base.rstrip('/')}/{child.name}",
                 source_filesystem=pafs.LocalFileSystem(),
                 destination_filesystem=fs,
             )
+
+
+CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d{6})$")
+
+
+def tune_filesystem(location: RunLocation) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and path of the run's Tune folder (``tune/``)."""
+    if location.uri:
+        return _filesystem(location.tune_path)
+    return pafs.LocalFileSystem(), location.tune_path
+
+
+def replace_missing_checkpoint(fs: pafs.FileSystem, wanted: str) -> bool:
+    """Recreate checkpoint folder ``wanted`` from the trial's next newer one, if any."""
+    if _exists(fs, wanted):
+        return False
+    trial_dir, name = wanted.rsplit("/", 1)
+    index = int(CHECKPOINT_DIR.match(name).group(1))
+    newer = sorted(
+        int(match.group(1))
+        for info in fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+        if info.type == pafs.FileType.Directory
+        and (match := CHECKPOINT_DIR.match(info.base_name))
+        and int(match.group(1)) > index
+    )
+    if not newer:
+        return False
+    fs.create_dir(wanted, recursive=True)  # copy_files wants the folder to exist
+    pafs.copy_files(
+        f"{trial_dir}/checkpoint_{newer[0]:06d}",
+        wanted,
+        source_filesystem=fs,
+        destination_filesystem=fs,
+    )
+    return True
+
+
+def upload_results(run_dir: str | Path, storage: str) -> None:
+    """Copy what was written into a run's local directory after the sweep (e.g. the
+    exported best model) to its URI too; nothing to do for a plain path.
+
+    Args:
+        run_dir: ``SweepResult.run_dir``.
+        storage: ``SweepResult.extra["storage"]``, the run directory as the user named it.
+    """
+    if is_uri(storage):
+        RunLocation(Path(run_dir), storage).upload()
