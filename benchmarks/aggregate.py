@@ -111,8 +111,8 @@ def rank_table(runs: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
 
 
 def head_to_head(runs: pd.DataFrame, default: str, others: list[str]) -> pd.DataFrame:
-    """The default against each other method, paired by task and seed: on how many seeds
-    it is better, and the median improvement (positive: the default is better)."""
+    """The default against each other method, paired by task and seed: seeds where it
+    wins, ties and loses, and the median gain (positive: the default is better)."""
     rows = []
     keyed = runs.set_index(["task", "seed", "method"])
     for other in others:
@@ -124,15 +124,13 @@ def head_to_head(runs: pd.DataFrame, default: str, others: list[str]) -> pd.Data
             ):
                 gains = []
                 for seed, mine, mode in zip(group["seed"], group[column], group[mode_column]):
-                    if (task, seed, other) not in keyed.index:
-                        continue
-                    theirs = keyed.loc[(task, seed, other), column]
-                    gains.append(theirs - mine if mode == "min" else mine - theirs)
+                    if (task, seed, other) in keyed.index:
+                        theirs = keyed.loc[(task, seed, other), column]
+                        gains.append(theirs - mine if mode == "min" else mine - theirs)
                 gains = np.asarray(gains, dtype=float)
-                row[f"{label}: default better"] = f"{int((gains > 0).sum())}/{gains.size}"
-                row[f"{label}: median gain"] = (
-                    fmt(float(np.median(gains)), 3) if gains.size else "-"
-                )
+                won, lost = int((gains > 0).sum()), int((gains < 0).sum())
+                row[f"{label} won-tied-lost"] = f"{won}-{gains.size - won - lost}-{lost}"
+                row[f"{label} median gain"] = fmt(float(np.median(gains)), 3) if gains.size else "-"
             rows.append(row)
     return pd.DataFrame(rows)
 

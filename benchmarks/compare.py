@@ -38,7 +38,7 @@ from benchmarks.definitions import (
 )
 from benchmarks.methods import METHODS, RANDOM_BASELINE, Method
 from benchmarks.model_task import refit_epochs
-from benchmarks.report import write_results
+from benchmarks.report import render, write_results
 from hpo.config import compose_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,9 @@ def run_one(
         "mode": definition.mode,
         "test_metric": definition.test_metric,
         "test_mode": definition.test_mode,
+        "max_epochs": definition.max_epochs,
         "epoch_budget": definition.epoch_budget,
+        "n_workers": definition.n_workers,
         "epochs_spent": len(frame),
         "budget_hit": "epochs" if len(frame) >= definition.epoch_budget else "time",
         "trials": int(frame["trial_id"].nunique()) if len(frame) else 0,
@@ -122,6 +124,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--budget-scale", type=float, default=1.0, help="multiply every epoch budget"
     )
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="DIR",
+        help="only rewrite summary.md and anytime.png from the results in DIR",
+    )
     return parser.parse_args(argv)
 
 
@@ -183,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.render:
+        render(args.render)
+        return 0
     task_names = args.tasks or (list(QUICK_TASKS) if args.quick else list(BENCHMARKS))
     seeds = (
         list(range(args.seeds)) if args.seeds else list(QUICK_SEEDS if args.quick else FULL_SEEDS)
@@ -213,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "one embedded Ray with 2 CPUs on a 2-core machine shared with other work (wall "
         "times are noisy: compare them within one run only).\n"
     )
-    write_results(runs, curves, out, header, definitions)
+    write_results(runs, curves, out, header)
     errors = int(runs["error"].notna().sum()) if "error" in runs else 0
     print(f"benchmarks: {total} runs in {minutes:.1f} min; {errors} failed; see {out}")
     return 1 if errors else 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks import aggregate
-from benchmarks.definitions import BenchmarkDefinition
 from benchmarks.methods import DEFAULT, METHODS, RANDOM_BASELINE
 from benchmarks.plots import plot_anytime
 
@@ -15,6 +15,7 @@ RUNS_FILE = "runs.parquet"
 CURVES_FILE = "curves.parquet"
 SUMMARY_FILE = "summary.md"
 PLOT_FILE = "anytime.png"
+META_FILE = "meta.json"
 # The default is compared head to head with these, paired by task and seed.
 RIVALS = ("asha_tpe_stock", "asha_random", RANDOM_BASELINE)
 
@@ -29,25 +30,23 @@ EXPLAIN_TASK_TABLE = (
 )
 
 
-def budgets_table(definitions: list[BenchmarkDefinition]) -> pd.DataFrame:
+def budgets_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """What each task optimizes and its budget, from the run rows."""
+    first = runs.groupby("task", sort=False).first().reset_index()
     return pd.DataFrame(
-        [
-            {
-                "task": d.name,
-                "CV score": f"{d.metric} ({d.mode})",
-                "test score": f"{d.test_metric} ({d.test_mode})",
-                "max epochs": d.max_epochs,
-                "epoch budget": d.epoch_budget,
-                "workers": d.n_workers,
-            }
-            for d in definitions
-        ]
+        {
+            "task": first["task"],
+            "CV score": first["metric"] + " (" + first["mode"] + ")",
+            "test score": first["test_metric"] + " (" + first["test_mode"] + ")",
+            "max epochs": first["max_epochs"],
+            "epoch budget": first["epoch_budget"],
+            "workers": first["n_workers"],
+            "seeds": runs.groupby("task", sort=False)["seed"].nunique().to_numpy(),
+        }
     )
 
 
-def summary_markdown(
-    runs: pd.DataFrame, header: str, definitions: list[BenchmarkDefinition]
-) -> str:
+def summary_markdown(runs: pd.DataFrame, header: str) -> str:
     labels = {name: m.label for name, m in METHODS.items()}
     present = set(runs["method"])
     rivals = [m for m in RIVALS if m in present]
@@ -59,7 +58,7 @@ def summary_markdown(
     parts = [
         header,
         "## Tasks and budgets\n",
-        aggregate.markdown(budgets_table(definitions)),
+        aggregate.markdown(budgets_table(runs)),
         "\n## Mean rank (1 = best; by final CV score per task, then CV and test overall)\n",
         aggregate.markdown(aggregate.rank_table(runs, labels)),
         "\n## The default (ASHA + TPE, fidelity bridge) against its rivals, paired by seed\n",
@@ -74,18 +73,23 @@ def summary_markdown(
     return "\n".join(parts) + "\n"
 
 
-def write_results(
-    runs: pd.DataFrame,
-    curves: pd.DataFrame,
-    out: Path,
-    header: str,
-    definitions: list[BenchmarkDefinition],
-) -> None:
-    """``runs.parquet``, ``curves.parquet``, ``summary.md`` and ``anytime.png`` in ``out``."""
+def write_results(runs: pd.DataFrame, curves: pd.DataFrame, out: Path, header: str) -> None:
+    """``runs.parquet``, ``curves.parquet``, ``summary.md`` and ``anytime.png`` in ``out``
+    (``header`` opens the summary and is kept in ``meta.json`` for re-rendering)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs.to_parquet(out / RUNS_FILE, index=False)
     curves.to_parquet(out / CURVES_FILE, index=False)
-    (out / SUMMARY_FILE).write_text(summary_markdown(runs, header, definitions))
+    (out / META_FILE).write_text(json.dumps({"header": header}, indent=2) + "\n")
+    render(out)
+
+
+def render(out: Path) -> None:
+    """(Re)write ``summary.md`` and ``anytime.png`` from the results in ``out``."""
+    out = Path(out)
+    runs = pd.read_parquet(out / RUNS_FILE)
+    curves = pd.read_parquet(out / CURVES_FILE)
+    header = json.loads((out / META_FILE).read_text())["header"]
+    (out / SUMMARY_FILE).write_text(summary_markdown(runs, header))
     labels = {name: m.label for name, m in METHODS.items()}
     plot_anytime(curves, out / PLOT_FILE, labels, DEFAULT)

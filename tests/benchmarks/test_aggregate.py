@@ -117,12 +117,14 @@ def test_median_and_iqr_treat_never_as_infinite():
 def test_head_to_head_counts_seeds_where_the_default_wins():
     runs, _ = runs_and_curves()
     table = aggregate.head_to_head(runs, "fast", ["fifo_random", "slow"]).set_index("versus")
-    assert table.loc["slow", "CV: default better"] == "2/2"
-    assert table.loc["fifo_random", "CV: default better"] == "2/2"
-    assert float(table.loc["slow", "CV: median gain"]) == pytest.approx(
+    assert table.loc["slow", "CV won-tied-lost"] == "2-0-0"
+    assert table.loc["fifo_random", "CV won-tied-lost"] == "2-0-0"
+    assert float(table.loc["slow", "CV median gain"]) == pytest.approx(
         float(np.median([0.8 - 0.4, 0.9 - 0.6]))
     )
-    assert table.loc["slow", "test: default better"] == "2/2"  # mode max, same direction
+    assert table.loc["slow", "test won-tied-lost"] == "2-0-0"  # mode max, same direction
+    tied = aggregate.head_to_head(runs, "fifo_random", ["fifo_random"])
+    assert list(tied["CV won-tied-lost"]) == ["0-2-0"]
 
 
 def test_tables_render_as_markdown():

@@ -83,9 +83,10 @@ def test_a_tiny_comparison_tags_every_result_and_keeps_budgets(ray_local, tmp_pa
     wine = runs[runs["task"] == "wine"]
     assert wine["test_score"].between(0, 1).all() and (wine["test_metric"] == "test_accuracy").all()
 
-    write_results(runs, curves, tmp_path, "# tiny\n", definitions)
+    write_results(runs, curves, tmp_path, "# tiny\n")
     assert pd.read_parquet(tmp_path / "runs.parquet").shape[0] == len(runs)
     assert pd.read_parquet(tmp_path / "curves.parquet").shape[0] == len(curves)
     summary = (tmp_path / "summary.md").read_text()
     assert "| task | method | CV score |" in summary and "![anytime curves]" in summary
     assert (tmp_path / "anytime.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert summary.startswith("# tiny") and "| wine | val_loss (min) |" in summary
