@@ -89,3 +89,13 @@ def test_cli_reports_config_error_in_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("hpo: error:") and "trainer.max_epochs" in err
     assert "Traceback" not in err
+
+
+def test_search_space_keys_with_dots_can_be_dropped_or_set():
+    cfg, _ = compose_config(["search_space.optim.weight_decay=null"])
+    assert "optim.weight_decay" not in cfg.search_space
+    cfg, _ = compose_config(["~search_space.model.dropout"])
+    assert "model.dropout" not in cfg.search_space
+    assert "optim.lr" in cfg.search_space
+    cfg, _ = compose_config(["search_space.optim.lr=interval(0.01, 0.1)"])
+    assert cfg.search_space["optim.lr"] == "interval(0.01, 0.1)"

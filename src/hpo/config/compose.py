@@ -50,6 +50,14 @@ def compose_config(
         the CLI sweeps) and the sweep expressions by key as given.
     """
     plain, sweeps = split_overrides(overrides)
+    # `search_space.optim.lr=...` names a key of the space whose own name has dots; Hydra
+    # would read it as a nested path, so these overrides are applied to the node here.
+    space_edits = {}
+    for text in [t for t in plain if t.split("=", 1)[0].lstrip("~+").startswith("search_space.")]:
+        plain.remove(text)
+        key, _, value = text.partition("=")
+        space_key = key.lstrip("~+").removeprefix("search_space.")
+        space_edits[space_key] = None if key.startswith("~") or value in ("null", "") else value
     directory = Path(config_dir).resolve() if config_dir else conf_dir()
     register_schemas()
     GlobalHydra.instance().clear()
@@ -63,7 +71,9 @@ def compose_config(
         GlobalHydra.instance().clear()
     OmegaConf.set_struct(cfg, False)
     space_node = dict(OmegaConf.to_container(cfg.get("search_space") or {}, resolve=True))
+    space_node.update(space_edits)
     for key, expression in sweeps.items():
+        key = key.removeprefix("search_space.")
         if key.startswith("+"):  # `+model.key=choice(...)` adds a key to a user model
             key = key.lstrip("+")
             if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
