@@ -52,7 +52,7 @@ def plot_anytime(
         for col, x in enumerate(("cum_epochs", "wall_s")):
             ax = axes[row][col]
             grid = np.linspace(0.0, float(of_task[x].max()), GRID_POINTS)
-            tops = []
+            tops, lows = [], []
             for method in methods:
                 runs = of_task[of_task["method"] == method]
                 if runs.empty:
@@ -72,12 +72,12 @@ def plot_anytime(
                 finite = q50[np.isfinite(q50)]
                 if finite.size:
                     tops.append(finite[min(len(finite) - 1, len(finite) // 10)])
+                    lows.append(np.nanmin(q25))
             if regret:
                 ax.set_yscale("log")
             elif tops:
                 # Cut the first tenth's high values so the part where methods differ shows.
-                low = float(np.nanmin(of_task[y]))
-                high = max(tops)
+                low, high = min(lows), max(tops)
                 ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
             ax.set_xlabel("trial-epochs spent" if x == "cum_epochs" else "wall time (s)")
             metric = "exact regret of incumbent" if regret else f"best {of_task['metric'].iloc[0]}"
