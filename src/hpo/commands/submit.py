@@ -64,6 +64,11 @@ class JobSpec:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+def is_uri(path: str) -> bool:
+    # as hpo.sweep.storage.is_uri; importing hpo.sweep here would load Ray Tune and torch
+    return "://" in path
+
+
 def job_overrides(overrides: list[str], run_dir: str) -> list[str]:
     """The user's overrides, plus joining the cluster and the run directory we chose."""
     extra = [] if any(o.startswith("cluster=") for o in overrides) else ["cluster=remote"]
@@ -94,7 +99,6 @@ def plan_job(args: argparse.Namespace, staging: Path) -> JobSpec:
     """Compose and check the config here, choose the run directory, stage the files."""
     from hpo.config import compose_config
     from hpo.errors import ConfigError
-    from hpo.sweep.storage import is_uri
 
     cfg, _ = compose_config(list(args.overrides), args.config_dir)
     output_dir = str(cfg.output_dir)
@@ -132,7 +136,6 @@ def plan_job(args: argparse.Namespace, staging: Path) -> JobSpec:
 def plan_resume_job(args: argparse.Namespace, staging: Path) -> JobSpec:
     """`hpo resume RUN_DIR` on the cluster; the run's own config.yaml fixes the sweep."""
     from hpo.errors import ConfigError
-    from hpo.sweep.storage import is_uri
 
     if args.overrides or args.config_dir:
         raise ConfigError(

@@ -39,6 +39,14 @@ def trial_index(trial) -> int:
     return int(head) if head.isdigit() else -1
 
 
+def drop_partial_row(path: Path) -> None:
+    """A driver killed mid-write leaves half a row at the end; drop it, so the file
+    reads and appends stay valid."""
+    text = Path(path).read_text() if Path(path).exists() else ""
+    if text and not text.endswith("\n"):
+        Path(path).write_text(text[: text.rfind("\n") + 1])
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else value
@@ -86,6 +94,7 @@ class TrialRecorder(Callback):
         """Pick up where an interrupted sweep's rows left off (``hpo resume``)."""
         if not self.path.exists():
             return
+        drop_partial_row(self.path)
         for line in self.path.read_text().splitlines():
             row = json.loads(line)
             if row.get("event") == "end":

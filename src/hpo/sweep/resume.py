@@ -24,7 +24,7 @@ from hpo.config.compose import load_run_config, validate_config
 from hpo.data.prepare import prepare_data
 from hpo.errors import ConfigError, HPOError
 from hpo.space import build_search_space
-from hpo.sweep.recorder import STATUS_RUNNING
+from hpo.sweep.recorder import STATUS_RUNNING, drop_partial_row
 from hpo.sweep.results import ROWS_FILE, load_rows
 from hpo.sweep.runner import (
     SweepResult,
@@ -60,6 +60,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
 
 def trial_statuses(rows_file: Path) -> dict[str, str]:
     """trial_id -> its recorded status (``running`` when its end was never written)."""
+    drop_partial_row(rows_file)
     frame = load_rows(rows_file)
     return {} if frame.empty else frame.groupby("trial_id")["status"].last().to_dict()
 
@@ -181,7 +182,7 @@ def resume_sweep(
     finally:
         if owns_ray:
             stop_ray()
-        location.upload()
+        location.upload(ROWS_FILE)
     searcher = tune_config.search_alg
     study = getattr(searcher, "study", None) or getattr(searcher, "_ot_study", None)
     return finish_run(cfg, location, space, started_at, study, prepared, scheduler)

@@ -227,7 +227,7 @@ def run_sweep(
     finally:
         if owns_ray:
             stop_ray()
-        location.upload()
+        location.upload(ROWS_FILE)  # (all of it after finish_run) at a URI
     study = searcher.study if hasattr(searcher, "study") else getattr(searcher, "_ot_study", None)
     return finish_run(cfg, location, space, started_at, study, prepared, scheduler)
 
@@ -282,7 +282,9 @@ def build_tuner(
             verbose=0,
             callbacks=callbacks,
             # num_to_keep=1 also makes Tune snapshot the experiment after every trial
-            # checkpoint, so a killed driver loses at most the epoch in flight.
+            # checkpoint, so a killed driver loses at most the epoch in flight (the
+            # snapshot can lag the deletion of the previous checkpoint by a moment:
+            # hpo.sweep.resume.repair_snapshot_checkpoints covers that).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=int(cfg.budget.max_retries)),
         ),
