@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from hpo.export.pipeline import export_best
     from hpo.sweep import run_sweep
+    from hpo.sweep.storage import upload_results
     from hpo.sweep.summary import print_summary
 
     # The current stdout, not one bound when hpo.sweep was imported (Tune pickles it).
@@ -44,5 +45,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception:
         print_summary(result, cfg)  # the sweep's results stand even if the export fails
         raise
+    # A run stored at a URI (s3://...) gets best/ there too, not only in local staging.
+    upload_results(result.run_dir, result.extra.get("storage", str(result.run_dir)))
     print_summary(result, cfg, exported=exported)
     return 0
