@@ -18,10 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpo.commands.sweep import export_and_summarize
     from hpo.config.compose import load_run_config
     from hpo.sweep.resume import resume_sweep
-    from hpo.sweep.summary import print_summary
 
+    # A resumed sweep ends like any sweep: its best trial exported into RUN_DIR/best.
     result = resume_sweep(args.run_dir, args.overrides)
-    print_summary(result, load_run_config(result.run_dir))
-    return 0
+    return export_and_summarize(result, load_run_config(result.run_dir))

@@ -30,13 +30,18 @@ def run(args: argparse.Namespace) -> int:
     if args.cfg == "job":
         print(OmegaConf.to_yaml(cfg, resolve=True), end="")
         return 0
-    from hpo.export.pipeline import export_best
     from hpo.sweep import run_sweep
+
+    # The current stdout, not one bound when hpo.sweep was imported (Tune pickles it).
+    return export_and_summarize(run_sweep(cfg, stream=sys.stdout), cfg)
+
+
+def export_and_summarize(result, cfg) -> int:
+    """Export the best trial into RUN_DIR/best and print the summary (sweep and resume)."""
+    from hpo.export.pipeline import export_best
     from hpo.sweep.storage import upload_results
     from hpo.sweep.summary import print_summary
 
-    # The current stdout, not one bound when hpo.sweep was imported (Tune pickles it).
-    result = run_sweep(cfg, stream=sys.stdout)
     if result.best is None:
         print_summary(result, cfg)
         return 0
