@@ -21,15 +21,100 @@ GROUPS = {
     [f"{group}={option}" for group, options in GROUPS.items() for option in options],
 )
 def test_every_config_group_option_composes_and_validates(override):
-    cfg, _ = compose_config([override])
+    extra = []
+    if override in ("model=lightning", "data=lightning"):  # a user's classes, swept
+        extra = [*LIGHTNING, "model.lr=tag(log, interval(1e-3, 1e-1))"]
+    cfg, _ = compose_config([override, *extra])
     assert cfg.search_space  # every composed config carries a search space
+
+
+LIGHTNING = [
+    "model=lightning",
+    "model._target_=lightning_models.LitDigits",
+    "data=lightning",
+    "data._target_=lightning_models.DigitsDataModule",
+]
+
+
+def test_constructor_keys_of_user_classes_need_no_plus():
+    cfg, _ = compose_config(
+        [
+            *LIGHTNING,
+            "model.hidden=16",
+            "data.batch_size=choice(32, 64)",
+            "model.lr=tag(log, interval(1e-3, 1e-1))",
+        ]
+    )
+    assert cfg.model.hidden == 16
+    assert cfg.search_space["data.batch_size"] == "choice(32, 64)"
+    assert set(cfg.search_space) == {"data.batch_size", "model.lr"}  # no MLP space here
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ("model.hiden=16", ["model.hiden", "hidden"]),  # a typo lists the real keys
+        ("data.batchsize=32", ["data.batchsize", "batch_size"]),
+        ("model._target_=lightning_models.Nowhere", ["model._target_", "Nowhere"]),
+        ("resources.gpus_per_trial=1.5", ["resources.gpus_per_trial"]),
+        ("+trainer.kwargs.devices=2", ["trainer.kwargs.devices", "gpus_per_trial"]),
+    ],
+)
+def test_bad_lightning_config_fails_naming_the_key(override, names):
+    with pytest.raises(ConfigError) as info:
+        compose_config([*LIGHTNING, override, "model.lr=tag(log, interval(1e-3, 1e-1))"])
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_a_datamodule_with_the_tabular_mlp_points_to_model_lightning():
+    with pytest.raises(ConfigError, match="model=lightning"):
+        compose_config(LIGHTNING[2:] + ["optim.lr=tag(log, interval(1e-3, 1e-1))"])
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "trainer.precision=16-mixed",
+        "trainer.accumulate_grad_batches=2",
+        "resources.gpus_per_trial=2",
+    ],
+)
+def test_the_tabular_engine_refuses_what_it_would_ignore(override):
+    with pytest.raises(ConfigError) as info:
+        compose_config([override])
+    assert override.split("=")[0] in str(info.value)
+
+
+def test_config_dir_adds_to_hpos_conf_instead_of_replacing_it(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "digits_net.yaml").write_text(
+        "_target_: lightning_models.LitDigits\nname: digits_net\nhidden: 24\n"
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mlp_is_shadowed.yaml").write_text("name: x\nsource: builtin\n")
+    cfg, _ = compose_config(
+        [
+            "model=digits_net",
+            "data=lightning",
+            "data._target_=lightning_models.DigitsDataModule",
+            "model.lr=tag(log, interval(1e-3, 1e-1))",
+            "searcher=random",
+        ],
+        config_dir=tmp_path,
+    )
+    assert cfg.model.hidden == 24 and cfg.searcher.name == "random"  # hpo's groups still there
+    (tmp_path / "searcher").mkdir()
+    (tmp_path / "searcher" / "tpe.yaml").write_text("name: tpe\nn_startup_trials: 3\n")
+    cfg, _ = compose_config(["searcher=tpe"], config_dir=tmp_path)
+    assert cfg.searcher.n_startup_trials == 3  # the user's file comes first
 
 
 def test_expected_groups_exist():
     assert {"digits", "breast_cancer", "wine", "iris"} <= set(GROUPS["data"])
     assert {"tpe", "random", "grid", "gp", "cmaes"} <= set(GROUPS["searcher"])
     assert {"asha", "hyperband", "fifo"} <= set(GROUPS["scheduler"])
-    assert GROUPS["model"] == ["mlp"] and "local" in GROUPS["cluster"]
+    assert GROUPS["model"] == ["lightning", "mlp"] and "local" in GROUPS["cluster"]
 
 
 def test_cli_sweep_expression_enters_the_search_space():

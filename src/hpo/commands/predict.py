@@ -17,7 +17,10 @@ HELP = "predict with an exported model (RUN_DIR/best) on CSV or Parquet rows"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="the exported model directory, RUN_DIR/best")
     parser.add_argument(
-        "input", help="CSV or Parquet rows in the training file's format (target optional)"
+        "input",
+        nargs="?",
+        help="CSV or Parquet rows in the training file's format (target optional); a "
+        "Lightning-path model reads its DataModule's predict_dataloader() instead",
     )
     parser.add_argument(
         "--output", "-o", required=True, help="where to write predictions (.csv or .parquet)"
@@ -28,6 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpo.export.lightning_predict import is_lightning_export, predict_lightning
+
+    if is_lightning_export(args.model_dir):
+        path, rows = predict_lightning(args.model_dir, args.output, args.input)
+        print(f"hpo: {rows} predictions written to {path}")
+        return 0
+    if args.input is None:
+        from hpo.errors import HPOError
+
+        raise HPOError("hpo predict: give the INPUT file of rows to predict.")
     # Only the loader: no torch, no scikit-learn, nothing unpickled.
     from hpo.export.predictor import load_model, read_rows, write_predictions
 

@@ -38,15 +38,18 @@ def run(args: argparse.Namespace) -> int:
 
 def export_and_summarize(result, cfg) -> int:
     """Export the best trial into RUN_DIR/best and print the summary (sweep and resume)."""
+    from hpo.export.lightning_export import export_lightning_best
     from hpo.export.pipeline import export_best
     from hpo.sweep.storage import upload_results
     from hpo.sweep.summary import print_summary
+    from hpo.train.trial import engine_name
 
     if result.best is None:
         print_summary(result, cfg)
         return 0
+    export = export_lightning_best if engine_name(cfg) == "lightning" else export_best
     try:
-        exported = export_best(result.run_dir, prepared=result.prepared, sweep_wall_s=result.wall_s)
+        exported = export(result.run_dir, result.prepared, sweep_wall_s=result.wall_s)
     except Exception:
         print_summary(result, cfg)  # the sweep's results stand even if the export fails
         raise

@@ -10,15 +10,30 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hpo.config.schema import HPOConfig, MLPConfig, register_schemas
+from hpo.config.schema import (
+    LIGHTNING_TRAINER_KEYS,
+    DataConfig,
+    HPOConfig,
+    MLPConfig,
+    register_schemas,
+)
+from hpo.config.targets import (
+    BUILTIN_MODEL,
+    DATA_OWN_KEYS,
+    MODEL_OWN_KEYS,
+    check_constructor_keys,
+    is_lightning_data,
+    takes_key,
+)
 from hpo.errors import ConfigError
 from hpo.space import build_search_space, split_overrides
 
-BUILTIN_MODEL = "hpo.models.mlp.TabularMLP"
+PRIMARY = "hpo_config"  # hpo's config.yaml in the ConfigStore, under a user's --config-dir
 SEARCHERS = ("tpe", "random", "grid", "gp", "cmaes")
 SCHEDULERS = ("asha", "hyperband", "fifo")
 CV_STRATEGIES = ("auto", "stratified", "kfold", "group")
@@ -58,29 +73,93 @@ def compose_config(
         key, _, value = text.partition("=")
         space_key = key.lstrip("~+").removeprefix("search_space.")
         space_edits[space_key] = None if key.startswith("~") or value in ("null", "") else value
-    directory = Path(config_dir).resolve() if config_dir else conf_dir()
+    plain = _user_keys_without_plus(plain, config_dir)
+    cfg = _compose(plain, config_dir)
+    OmegaConf.set_struct(cfg, False)
+    node = cfg.get("search_space")  # none for a model without conf/search_space/<model>.yaml
+    space_node = dict(OmegaConf.to_container(node, resolve=True)) if node else {}
+    space_node.update(space_edits)
+    for key, expression in sweeps.items():
+        key = key.removeprefix("search_space.")
+        # `+model.key=choice(...)` adds a key to a user model; a constructor key of a user
+        # class (Lightning path) needs no `+`.
+        plus, key = key.startswith("+"), key.lstrip("+")
+        if OmegaConf.select(cfg, key, default="__missing__") == "__missing__" and (
+            plus or _constructor_key(cfg, key)
+        ):
+            OmegaConf.update(cfg, key, None, force_add=True)
+        space_node[key] = expression
+    cfg.search_space = {k: v for k, v in space_node.items() if v is not None}
+    return validate_config(cfg), sweeps
+
+
+def _compose(overrides: list[str], config_dir: str | Path | None) -> DictConfig:
+    """Hydra's compose. A ``--config-dir`` goes on the search path *ahead* of hpo's conf/:
+    its group files add to (or shadow) hpo's, and its own config.yaml, if any, is the
+    primary config; without one, hpo's config.yaml is (through the ConfigStore)."""
     register_schemas()
     GlobalHydra.instance().clear()
+    primary, directory = "config", conf_dir()
+    if config_dir:
+        user = Path(config_dir).expanduser().resolve()
+        if not user.is_dir():
+            raise ConfigError(f"--config-dir {config_dir}: no such directory.")
+        if not (user / "config.yaml").is_file():
+            primary = PRIMARY
+            ConfigStore.instance().store(
+                name=PRIMARY, node=OmegaConf.load(directory / "config.yaml")
+            )
+        overrides = [*overrides, f"hydra.searchpath=[file://{directory}]"]
+        directory = user
     try:
         with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=plain)
+            return compose(config_name=primary, overrides=overrides)
     except Exception as exc:  # hydra's errors: unknown group option, bad key, bad yaml
         message = " ".join(str(exc).split())
         raise ConfigError(f"cannot compose the config: {message}") from exc
     finally:
         GlobalHydra.instance().clear()
+
+
+def _constructor_key(cfg: DictConfig, dotted: str) -> bool:
+    """``model.K`` / ``data.K`` where that node builds a user's class: on the Lightning
+    path any such key (validate_config then checks it against the constructor, naming the
+    keys it takes); a tabular-contract module's only when its constructor takes ``K``."""
+    group, _, key = dotted.partition(".")
+    if not key or "." in key:
+        return False
+    node, lightning = cfg.get(group), is_lightning_data(cfg.get("data"))
+    if group == "model" and node and node.get("_target_") != BUILTIN_MODEL:
+        return key not in MODEL_OWN_KEYS and (lightning or takes_key(node.get("_target_"), key))
+    if group == "data" and lightning:
+        return key not in DATA_OWN_KEYS
+
+
+def _user_keys_without_plus(plain: list[str], config_dir) -> list[str]:
+    """``model.K=V`` for a constructor key the user's model file does not list becomes
+    ``+model.K=V`` (Hydra's struct mode would refuse it): a user's class is configured by
+    its constructor, not by a schema. Decided on a first compose of the group choices and
+    ``_target_`` overrides alone."""
+    candidates = [
+        t for t in plain if t.split("=", 1)[0].startswith(("model.", "data.")) and "=" in t
+    ]
+    if not candidates:
+        return plain
+    skeleton = [t for t in plain if t not in candidates or t.split("=", 1)[0].endswith("._target_")]
+    try:
+        cfg = _compose(skeleton, config_dir)
+    except ConfigError:
+        return plain  # the full compose reports it
     OmegaConf.set_struct(cfg, False)
-    space_node = dict(OmegaConf.to_container(cfg.get("search_space") or {}, resolve=True))
-    space_node.update(space_edits)
-    for key, expression in sweeps.items():
-        key = key.removeprefix("search_space.")
-        if key.startswith("+"):  # `+model.key=choice(...)` adds a key to a user model
-            key = key.lstrip("+")
-            if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
-                OmegaConf.update(cfg, key, None, force_add=True)
-        space_node[key] = expression
-    cfg.search_space = {k: v for k, v in space_node.items() if v is not None}
-    return validate_config(cfg), sweeps
+    rewritten = []
+    for text in plain:
+        key = text.split("=", 1)[0]
+        missing = (
+            text in candidates
+            and OmegaConf.select(cfg, key, default="__missing__") == "__missing__"
+        )
+        rewritten.append(f"+{text}" if missing and _constructor_key(cfg, key) else text)
+    return rewritten
 
 
 def validate_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
@@ -102,8 +181,26 @@ def validate_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
             f"config key `{key}`: {_first_line(exc)}. Check its spelling and type "
             "(`hpo sweep --cfg job` prints the composed config)."
         ) from exc
+    typed = _typed_data(typed)
     _check_values(typed)
     return typed
+
+
+def _typed_data(cfg: DictConfig) -> DictConfig:
+    """A table source merged into DataConfig (types and defaults checked); a DataModule's
+    node stays as written (its keys are its constructor's)."""
+    if is_lightning_data(cfg.data):
+        return cfg
+    try:
+        data = OmegaConf.merge(OmegaConf.structured(DataConfig), cfg.data)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+        raise ConfigError(
+            f"config key `data.{key}`: {_first_line(exc)}. Check its spelling and type "
+            "(`hpo sweep --cfg job` prints the composed config)."
+        ) from exc
+    cfg.data = OmegaConf.to_container(data)
+    return cfg
 
 
 def _check_values(cfg: DictConfig) -> None:
@@ -147,7 +244,15 @@ def _check_values(cfg: DictConfig) -> None:
         0.0 <= cfg.budget.max_failure_rate <= 1.0, "budget.max_failure_rate", "must be in [0, 1]."
     )
     target = cfg.model.get("_target_")
-    require(bool(target), "model._target_", "names the LightningModule class to train.")
+    require(
+        bool(target) and target != "???",
+        "model._target_",
+        "names the LightningModule class to train (model._target_=mypkg.LitNet).",
+    )
+    if is_lightning_data(cfg.data):
+        _check_lightning_path(cfg, target)
+    else:
+        _check_table_path(cfg)
     if target == BUILTIN_MODEL:
         try:
             OmegaConf.merge(OmegaConf.structured(MLPConfig), cfg.model)
@@ -165,6 +270,59 @@ def _check_values(cfg: DictConfig) -> None:
     for key, value in fixed.items():
         OmegaConf.update(cfg, key, value, merge=False)
         del cfg.search_space[key]
+
+
+def _check_lightning_path(cfg: DictConfig, target: str) -> None:
+    """A DataModule trains a user's LightningModule with a real lightning.Trainer."""
+    if target == BUILTIN_MODEL:
+        raise ConfigError(
+            "config key `model`: the built-in tabular MLP trains on tables (data=csv, digits, "
+            "...); with data=lightning use model=lightning model._target_=mypkg.LitNet."
+        )
+    check_constructor_keys(cfg.model, MODEL_OWN_KEYS, "model")
+    check_constructor_keys(cfg.data, DATA_OWN_KEYS, "data")
+    task = cfg.data.get("task", "auto")
+    if task not in ("auto", "classification", "regression"):
+        raise ConfigError(
+            f"config key `data.task`: must be auto, classification or regression, got {task!r}."
+        )
+    gpus = float(cfg.resources.gpus_per_trial)
+    if gpus > 1 and not gpus.is_integer():
+        raise ConfigError(
+            f"config key `resources.gpus_per_trial`: {gpus} GPUs per trial; above 1 it must be "
+            "a whole number (each fold trains on one GPU, that many folds at a time)."
+        )
+    devices = cfg.trainer.kwargs.get("devices") if cfg.trainer.kwargs else None
+    if devices not in (None, 1, "1", "auto"):
+        raise ConfigError(
+            "config key `trainer.kwargs.devices`: each fold trains on one device; give a trial "
+            "more GPUs with resources.gpus_per_trial=N and N folds train at once."
+        )
+    for key in ("max_epochs", "callbacks", "logger", "default_root_dir", "enable_checkpointing"):
+        if key in (cfg.trainer.kwargs or {}):
+            raise ConfigError(
+                f"config key `trainer.kwargs.{key}`: set trainer.{key} instead"
+                if key in ("max_epochs", "callbacks", "logger")
+                else f"config key `trainer.kwargs.{key}`: hpo sets it for every fold; drop it."
+            )
+
+
+def _check_table_path(cfg: DictConfig) -> None:
+    """The tabular engine trains without a Trainer: Trainer-only keys would be ignored."""
+    for key in LIGHTNING_TRAINER_KEYS:
+        value = cfg.trainer.get(key)
+        if value not in (None, [], {}):
+            raise ConfigError(
+                f"config key `trainer.{key}`: a lightning.Trainer argument, used on the "
+                "Lightning path (data=lightning with your DataModule); the tabular engine "
+                f"trains without a Trainer. Drop it (trainer.{key}=null)."
+            )
+    if float(cfg.resources.gpus_per_trial) > 1:
+        raise ConfigError(
+            f"config key `resources.gpus_per_trial`: the tabular engine trains a trial's folds "
+            f"as one batched model on one GPU, so {cfg.resources.gpus_per_trial} GPUs would sit "
+            "idle; use at most 1 (fractions share a GPU between trials)."
+        )
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig:

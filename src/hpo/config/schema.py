@@ -86,6 +86,37 @@ class TrainerConfig:
     batch_size: int = 64
     gradient_clip_val: Optional[float] = None
     checkpoint_every: int = 1
+    # lightning.Trainer arguments for the Lightning path (data=lightning); None: Lightning's
+    # default. The tabular engine has no Trainer and refuses them (hpo.config.compose).
+    accelerator: Optional[str] = None
+    precision: Optional[Any] = None
+    accumulate_grad_batches: Optional[int] = None
+    gradient_clip_algorithm: Optional[str] = None
+    deterministic: Optional[Any] = None
+    benchmark: Optional[bool] = None
+    limit_train_batches: Optional[Any] = None
+    limit_val_batches: Optional[Any] = None
+    log_every_n_steps: Optional[int] = None
+    callbacks: list[Any] = field(default_factory=list)
+    logger: Optional[Any] = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+# The TrainerConfig keys that are lightning.Trainer arguments (the Lightning path only).
+LIGHTNING_TRAINER_KEYS = (
+    "accelerator",
+    "precision",
+    "accumulate_grad_batches",
+    "gradient_clip_algorithm",
+    "deterministic",
+    "benchmark",
+    "limit_train_batches",
+    "limit_val_batches",
+    "log_every_n_steps",
+    "callbacks",
+    "logger",
+    "kwargs",
+)
 
 
 @dataclass
@@ -123,7 +154,9 @@ class HPOConfig:
     metric: str = "val_loss"
     mode: str = "min"
     test_size: float = 0.2
-    data: DataConfig = field(default_factory=DataConfig)
+    # A table source (builtin | csv | parquet) is checked against DataConfig; a DataModule
+    # (source: lightning) is free-form: its keys are its constructor's (hpo.config.compose).
+    data: dict[str, Any] = field(default_factory=lambda: {"name": "digits", "source": "builtin"})
     model: dict[str, Any] = field(default_factory=dict)
     search_space: dict[str, Any] = field(default_factory=dict)
     searcher: SearcherConfig = field(default_factory=SearcherConfig)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 from hydra.utils import instantiate
 
+import lightning as L
 from hpo.errors import ConfigError
 
 
@@ -53,5 +53,27 @@ def build_module(
         raise ConfigError(
             f"config key `model._target_`: {model_cfg['_target_']} built a "
             f"{type(module).__name__}, not a lightning.LightningModule."
+        )
+    return module
+
+
+def build_lightning_module(model_cfg: dict[str, Any]) -> L.LightningModule:
+    """Instantiate a user's LightningModule on the Lightning path: its constructor gets the
+    model node's keys (less ``_target_`` and ``name``) and nothing else."""
+    from hpo.config.targets import MODEL_OWN_KEYS, constructor_keys
+
+    target = model_cfg.get("_target_")
+    try:
+        module = instantiate({"_target_": target}, **constructor_keys(dict(model_cfg), MODEL_OWN_KEYS))
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(
+            f"config key `model._target_`: cannot build {target!r}: {type(cause).__name__}: "
+            f"{cause}. Check the class and its keys in the model config."
+        ) from exc
+    if not isinstance(module, L.LightningModule):
+        raise ConfigError(
+            f"config key `model._target_`: {target} built a {type(module).__name__}, not a "
+            "lightning.LightningModule."
         )
     return module

@@ -62,6 +62,8 @@ class TrialRecorder(Callback):
         num_samples: the trial budget, for the progress line.
         stream: where progress goes; None for silence.
         on_trial_end: called after each trial's end is written (e.g. to upload the file).
+        metric_names: metrics the trials report under names of their own (a user's
+            LightningModule's): kept with their ``_std`` and ``fold_`` columns.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class TrialRecorder(Callback):
         num_samples: int,
         stream=sys.stdout,
         on_trial_end: Callable[[], None] | None = None,
+        metric_names=(),
     ):
         self.path = Path(path)
         self.metric = metric
@@ -79,6 +82,7 @@ class TrialRecorder(Callback):
         self.num_samples = num_samples
         self.stream = stream
         self.on_trial_end = on_trial_end
+        self.keep = {f"{n}{suffix}" for n in metric_names for suffix in ("", "_std")}
         self.status: dict[str, str] = {}
         self.best: tuple[float, str] | None = None
         self.started = time.monotonic()
@@ -135,7 +139,7 @@ class TrialRecorder(Callback):
             "params": trial.config,
         }
         for key, value in result.items():
-            if key.startswith(("val_", "train_", "fold_")) or key in (
+            if key.startswith(("val_", "train_", "fold_")) or key in self.keep or key in (
                 "epoch",
                 "folds_active",
                 FINISHED_KEY,

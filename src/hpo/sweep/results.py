@@ -85,10 +85,14 @@ def select_best(
     idx = finite[metric].idxmin() if mode == "min" else finite[metric].idxmax()
     row = finite.loc[idx]
     fold_key = f"fold_{metric}"
+    # fold-mean metrics: hpo's names, and any other name reported with its std (a user's
+    # LightningModule's own metrics)
+    means = {c for c in frame.columns if f"{c}_std" in frame.columns}
     metrics = {
         c: _scalar(row[c])
         for c in frame.columns
-        if (c.startswith(("val_", "train_"))) and not isinstance(row[c], (list, np.ndarray))
+        if (c.startswith(("val_", "train_")) or c in means or (c.endswith("_std") and c[: -len("_std")] in means))
+        and not isinstance(row[c], (list, np.ndarray))
     }
     return {
         "trial_id": row["trial_id"],

@@ -21,7 +21,6 @@ from ray import tune
 
 from hpo.cluster import start_ray, stop_ray
 from hpo.config.compose import load_run_config, validate_config
-from hpo.data.prepare import prepare_data
 from hpo.errors import ConfigError, HPOError
 from hpo.space import build_search_space
 from hpo.sweep.recorder import STATUS_RUNNING, drop_partial_row
@@ -33,6 +32,7 @@ from hpo.sweep.runner import (
     finish_run,
     fit_tuner,
     make_trainable,
+    prepare_sweep_data,
     sweep_callbacks,
 )
 from hpo.sweep.storage import RunLocation, replace_missing_checkpoint, tune_filesystem
@@ -149,8 +149,9 @@ def resume_sweep(
             "before it started; run `hpo sweep` again."
         )
     space, _ = build_search_space(cfg.search_space)
-    prepared = prepare_data(cfg)  # the same split and folds: they depend on the seed only
-    num_samples = check_before_ray(cfg, space, prepared.task)
+    # the same split and folds: they depend on the seed only
+    prepared, task, names = prepare_sweep_data(cfg, space)
+    num_samples = check_before_ray(cfg, space, task, names)
     status = trial_statuses(location.local / ROWS_FILE)
     ended = sum(state != STATUS_RUNNING for state in status.values())
     if stream is not None:
@@ -177,7 +178,9 @@ def resume_sweep(
             raise HPOError(f"cannot resume {location.display}: {exc}") from exc
         tune_config, run_config = restored_parts(tuner)
         scheduler = tune_config.scheduler
-        run_config.callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream)
+        run_config.callbacks = sweep_callbacks(
+            cfg, location, num_samples, scheduler, stream, names
+        )
         fit_tuner(tuner, cfg, location, num_samples)
     finally:
         if owns_ray:

@@ -43,8 +43,9 @@ from hpo.sweep.results import (
     write_trials,
 )
 from hpo.sweep.storage import TUNE_DIR, RunLocation
+from hpo.train.lightning_plan import plan_lightning
 from hpo.train.metrics import metric_names
-from hpo.train.trial import run_trial
+from hpo.train.trial import TRIAL_FUNCTIONS, engine_name
 
 __all__ = ["TUNE_DIR", "SweepInterrupted", "SweepResult", "run_sweep"]
 
@@ -139,9 +140,23 @@ def make_scheduler(cfg: DictConfig):
     return FIFOScheduler()
 
 
-def check_before_ray(cfg: DictConfig, space: SearchSpace, task: str) -> int:
+def prepare_sweep_data(cfg: DictConfig, space: SearchSpace):
+    """The data every trial needs, prepared on the driver before any Ray work, for the
+    config's engine: ``(prepared, task, metric names the trials report)``. Tables: the
+    cleaned, split and preprocessed folds (PreparedData); a DataModule: the fold plan, its
+    logged metrics found by a one-batch preflight (FoldPlan)."""
+    if engine_name(cfg) == "lightning":
+        plan = plan_lightning(cfg, space)
+        return plan, plan.task, plan.logged
+    prepared = prepare_data(cfg)
+    return prepared, prepared.task, reported_metrics(prepared.task)
+
+
+def check_before_ray(
+    cfg: DictConfig, space: SearchSpace, task: str, names: list[str] | None = None
+) -> int:
     """Checks that need the task; returns the number of trials to run."""
-    names = reported_metrics(task)
+    names = names if names is not None else reported_metrics(task)
     if cfg.metric not in names:
         raise ConfigError(
             f"config key `metric`: {cfg.metric!r} is not reported for {task}; use one of "
@@ -198,28 +213,28 @@ def run_sweep(
     """
     started_at = time.monotonic()
     space, _ = build_search_space(cfg.search_space)
-    prepared = prepare_data(cfg)  # data errors surface before any Ray work
-    num_samples = check_before_ray(cfg, space, prepared.task)
+    prepared, task, names = prepare_sweep_data(cfg, space)  # data errors: before any Ray work
+    num_samples = check_before_ray(cfg, space, task, names)
     location = RunLocation.create(cfg, run_dir)
     run_dir = location.local
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     location.upload()
     if stream is not None:
         print(
-            f"hpo: {prepared.task} on {cfg.data.name}: {len(prepared.train_idx)} rows for "
-            f"{cfg.cv.folds}-fold CV, {len(prepared.test_idx)} held out for the test; "
-            f"{num_samples} trials, searcher={cfg.searcher.name}, scheduler={cfg.scheduler.name}"
+            f"{header_line(cfg, prepared, task)}; {num_samples} trials, searcher="
+            f"{cfg.searcher.name}, scheduler={cfg.scheduler.name}"
             f"\nhpo: run directory {location.display}",
             file=stream,
             flush=True,
         )
-    report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings printed
+    if isinstance(prepared, PreparedData):
+        report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings printed
     owns_ray = start_ray(cfg.cluster)
     try:
         concurrent = check_resources(cfg)
         searcher = make_searcher(cfg, space, concurrent)
         scheduler = make_scheduler(cfg)
-        callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream)
+        callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream, names)
         tuner = build_tuner(
             cfg, prepared, searcher, scheduler, callbacks, location, num_samples, concurrent
         )
@@ -232,10 +247,28 @@ def run_sweep(
     return finish_run(cfg, location, space, started_at, study, prepared, scheduler)
 
 
-def make_trainable(cfg: DictConfig, prepared: PreparedData):
-    """``run_trial`` with the fold data and the config bound, and the per-trial resources."""
+def header_line(cfg: DictConfig, prepared, task: str) -> str:
+    if isinstance(prepared, PreparedData):
+        return (
+            f"hpo: {task} on {cfg.data.name}: {len(prepared.train_idx)} rows for "
+            f"{cfg.cv.folds}-fold CV, {len(prepared.test_idx)} held out for the test"
+        )
+    return (
+        f"hpo: {task} on {cfg.data._target_} (a real lightning.Trainer per fold): "
+        f"{len(prepared.rest_rows)} rows for {cfg.cv.folds}-fold CV ({prepared.strategy}); "
+        f"{'; '.join(prepared.notes)}; logged metrics: {', '.join(prepared.logged)}"
+    )
+
+
+def make_trainable(cfg: DictConfig, prepared):
+    """The config's trial function with its data and the config bound (Ray's object store
+    holds them once), and the per-trial resources."""
+    if isinstance(prepared, PreparedData):
+        bound = {"trial_data": prepared.trial_data}
+    else:
+        bound = {"plan": prepared}
     trainable = tune.with_parameters(
-        run_trial, trial_data=prepared.trial_data, base_cfg=_plain_config(cfg)
+        TRIAL_FUNCTIONS[engine_name(cfg)], **bound, base_cfg=_plain_config(cfg)
     )
     resources = {"cpu": float(cfg.resources.cpus_per_trial)}
     if cfg.resources.gpus_per_trial:
@@ -243,9 +276,11 @@ def make_trainable(cfg: DictConfig, prepared: PreparedData):
     return tune.with_resources(trainable, resources)
 
 
-def sweep_callbacks(cfg, location: RunLocation, num_samples: int, scheduler, stream) -> list:
+def sweep_callbacks(
+    cfg, location: RunLocation, num_samples: int, scheduler, stream, names=()
+) -> list:
     """The driver's Tune callbacks. A resumed sweep builds the same list (Tune restores
-    callback state by position)."""
+    callback state by position). ``names``: the metrics the trials report."""
     recorder = TrialRecorder(
         location.local / ROWS_FILE,
         cfg.metric,
@@ -253,6 +288,7 @@ def sweep_callbacks(cfg, location: RunLocation, num_samples: int, scheduler, str
         num_samples,
         stream,
         on_trial_end=(lambda: location.upload(ROWS_FILE)) if location.uri else None,
+        metric_names=names,
     )
     callbacks = [recorder]
     if isinstance(scheduler, ResumableASHA):

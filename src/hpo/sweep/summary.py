@@ -57,6 +57,8 @@ TEST_LINE_METRICS = {
 
 def export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
     """The exported model's test metrics, where it and its report are, and the warnings."""
+    if report.get("engine") == "lightning":
+        return lightning_export_lines(report, best_dir, export_seconds)
     test = report["test"]
     shown = [
         f"{name} {test[name]:.4f}"
@@ -73,6 +75,24 @@ def export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
     ]
     lines += [f"  warning: {w['message']}" for w in report["warnings"]]
     return lines
+
+
+def lightning_export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
+    test = report["test"]
+    shown = [f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float)]
+    onnx = report["onnx"]
+    onnx_text = (
+        ("ONNX check passed" if onnx["passed"] else "ONNX check FAILED")
+        if onnx["exported"]
+        else "no ONNX: to_onnx failed, see the report"
+    )
+    lines = [
+        f"test ({test.get('rows')} held-out rows, refit model): " + ", ".join(shown),
+        f"exported model: {best_dir} (model.ckpt, {onnx_text}, {export_seconds:.1f}s); "
+        f"predict with: hpo predict {best_dir} --output OUT",
+        f"report: {best_dir / 'report.html'}",
+    ]
+    return lines + [f"  warning: {w['message']}" for w in report["warnings"]]
 
 
 def print_summary(result: SweepResult, cfg, stream=None, exported=None) -> None:

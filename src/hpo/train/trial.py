@@ -1,16 +1,23 @@
-"""The Ray Tune entry point of one trial. The only module under train/ that imports Ray."""
+"""The Ray Tune entry points of one trial, one per engine (``TRIAL_FUNCTIONS``, chosen by
+``engine_name``). The only module under train/ that imports Ray."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from contextlib import ExitStack
 from typing import Any
 
 import ray
 import torch
 from ray import tune
 
+from hpo.config.targets import is_lightning_data
+from hpo.data.datamodule import FoldPlan, ModuleData, build_datamodule, module_data
 from hpo.data.prepare import TrialData
+from hpo.errors import TrialError
+from hpo.train.lightning_folds import LightningFolds
 from hpo.train.loop import FoldTrainer
 
 FINISHED_KEY = "trial_finished"  # True on the last report of a trial that ended by itself
@@ -76,3 +83,70 @@ def run_trial(config: dict[str, Any], trial_data: TrialData, base_cfg: dict[str,
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(report)
+
+
+# The DataModule's data, kept between the trials a reused actor runs (one entry: the last
+# data config; a trial that sweeps data keys builds its own).
+_module_data: dict[str, ModuleData] = {}
+
+
+def trial_module_data(data_cfg: dict[str, Any], plan: FoldPlan) -> ModuleData:
+    key = json.dumps(data_cfg, sort_keys=True, default=str)
+    if key not in _module_data:
+        _module_data.clear()
+        _module_data[key] = module_data(build_datamodule(data_cfg))
+    data = _module_data[key]
+    if len(data.dataset) != plan.rows:
+        raise TrialError(
+            f"the DataModule built with this trial's data keys holds {len(data.dataset)} rows, "
+            f"not the {plan.rows} the folds were cut from: a swept data key must not change "
+            "which rows the DataModule holds (sweep batch size, workers, augmentation)."
+        )
+    return data
+
+
+def run_lightning_trial(config: dict[str, Any], plan: FoldPlan, base_cfg: dict[str, Any]) -> None:
+    """Train the k folds of a user's LightningModule with real Trainers, in lockstep,
+    reporting the fold mean of every logged metric after every epoch."""
+    cfg = apply_params(base_cfg, config)
+    resources = cfg["resources"]
+    torch.set_num_threads(max(1, int(resources["cpus_per_trial"])))
+    data = trial_module_data(cfg["data"], plan)
+    checkpoint = tune.get_checkpoint()
+    with ExitStack() as stack:
+        restore = stack.enter_context(checkpoint.as_directory()) if checkpoint else None
+        folds = LightningFolds(
+            cfg, data, plan, tune.get_context().get_trial_dir(), restore,
+            gpus=float(resources["gpus_per_trial"]),
+        )  # fmt: skip
+    every = int(cfg["trainer"]["checkpoint_every"])
+    placement = {"node_id": ray.get_runtime_context().get_node_id(), "device": folds.device}
+    try:
+        while not folds.finished:
+            summary = folds.run_epoch()
+            report = {
+                **summary.metrics,
+                "epoch": summary.epoch,
+                "folds_active": summary.folds_active,
+                "fold_best_epochs": summary.fold_best_epochs,
+                **{f"fold_{name}": values for name, values in summary.fold_metrics.items()},
+                FINISHED_KEY: summary.finished,
+                **placement,
+            }
+            if summary.finished or summary.epoch % every == 0:
+                with tempfile.TemporaryDirectory() as directory:
+                    folds.save(directory)
+                    tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+            else:
+                tune.report(report)
+    finally:  # ASHA stopped the trial (Tune ends it inside tune.report), or it failed
+        folds.close()
+
+
+TRIAL_FUNCTIONS = {"tabular": run_trial, "lightning": run_lightning_trial}
+
+
+def engine_name(cfg: Any) -> str:
+    """``lightning`` for a DataModule source (a real Trainer per fold), else ``tabular``
+    (the fold-batched engine over in-memory feature arrays)."""
+    return "lightning" if is_lightning_data(cfg["data"]) else "tabular"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 
-import lightning as L
 import torch
 from torch.nn import functional as F
+
+import lightning as L
 
 
 class PacedLinear(L.LightningModule):

@@ -1,0 +1,291 @@
+"""Export the best trial of a Lightning-path sweep (a user's LightningModule and
+DataModule) into RUN_DIR/best, with its report.
+
+Refit: one module with the best hyperparameters, trained with the same Trainer settings
+(and the user's callbacks) on every non-test row for the median of the folds'
+early-stopping epochs (no rows are left to stop on). Then, into a staging folder renamed
+to ``best/`` at the end (a half-written export is never ``best/``): the Lightning
+checkpoint (``model.ckpt``, checked to load with ``torch.load(weights_only=True)``), the
+resolved config, ONNX when ``to_onnx`` works for the module (else the reason, in the
+report), the test metrics from the held-out test rows no trial saw, and inference timing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+
+import hpo
+import lightning as L
+from hpo.config import load_run_config
+from hpo.data.datamodule import FoldPlan, build_datamodule, heldout_loader, module_data, rows_loader
+from hpo.errors import HPOError
+from hpo.export.lightning_predict import MODEL_FORMAT
+from hpo.export.lightning_report import write_lightning_report
+from hpo.export.metrics import classification_metrics, regression_metrics
+from hpo.export.refit import best_trial_config, refit_epochs
+from hpo.models.build import build_lightning_module
+from hpo.space import build_search_space
+from hpo.train.lightning_folds import instantiate_specs, scalar_metrics, trainer_kwargs
+
+CHECKPOINT_FILE = "model.ckpt"
+ONNX_FILE = "model.onnx"
+MANIFEST_FILE = "model.json"
+CONFIG_FILE = "config.yaml"
+EXPORT_FILE = "export.json"
+TEST_PREDICTIONS_FILE = "test_predictions.parquet"
+BEST_DIR = "best"
+
+
+def split_batch(batch: Any) -> tuple[Any, Any]:
+    """``(x, y)`` of a batch: a tuple/list's first two items, or a dict's ``x``/``input``
+    and label key; ``y`` None when the batch carries no label."""
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    if isinstance(batch, dict):
+        x = next(
+            (batch[k] for k in ("x", "input", "inputs", "image", "images") if k in batch), batch
+        )
+        y = next((batch[k] for k in ("y", "label", "labels", "target") if k in batch), None)
+        return x, y
+    return batch, None
+
+
+def module_outputs(module: L.LightningModule, loader) -> tuple[np.ndarray, np.ndarray | None]:
+    """``module(x)`` over a loader (eval mode, no grad) and the labels, as arrays."""
+    outputs, labels = [], []
+    module.eval()
+    with torch.no_grad():
+        for batch in loader:
+            x, y = split_batch(batch)
+            x = x.to(module.device) if isinstance(x, torch.Tensor) else x
+            outputs.append(module(x).float().cpu().numpy())
+            labels.append(None if y is None else torch.as_tensor(y).cpu().numpy())
+    known = all(y is not None for y in labels)
+    return np.concatenate(outputs), (np.concatenate(labels) if known else None)
+
+
+def as_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities: the outputs if they already are, else their softmax."""
+    if (
+        outputs.ndim == 2
+        and np.all(outputs >= 0)
+        and np.allclose(outputs.sum(axis=1), 1, atol=1e-4)
+    ):
+        return outputs
+    shifted = outputs - outputs.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def test_metrics(plan: FoldPlan, outputs: np.ndarray, labels: np.ndarray | None) -> dict:
+    if labels is None:
+        return {"rows": int(len(outputs)), "note": "the test batches carry no labels"}
+    if plan.task == "classification" and outputs.ndim == 2:
+        lookup = {c: i for i, c in enumerate(plan.classes)}
+        y = np.asarray([lookup.get(v, -1) for v in labels.tolist()])
+        if (y < 0).any():
+            raise HPOError("the test labels hold classes the folds never saw.")
+        return classification_metrics(y, as_probabilities(outputs), plan.classes)
+    preds = outputs.reshape(len(outputs), -1)[:, 0]
+    truth = labels.astype(np.float64).reshape(-1)
+    return regression_metrics(truth, preds, float(np.std(truth)) or 1.0)
+
+
+def _timed(call, repeats: int = 30) -> dict[str, float]:
+    for _ in range(3):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return {
+        "p50_ms": 1000 * float(np.median(times)),
+        "p95_ms": 1000 * float(np.percentile(times, 95)),
+    }
+
+
+def export_onnx(module: L.LightningModule, sample: torch.Tensor, path: Path) -> dict[str, Any]:
+    """``module.to_onnx``, checked against torch with onnxruntime; the reason if it fails."""
+    try:
+        module.to_onnx(
+            str(path), input_sample=sample, input_names=["input"], output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False,
+        )  # fmt: skip
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"input": sample.cpu().numpy()})[0]
+        with torch.no_grad():
+            want = module(sample).float().cpu().numpy()
+        diff = float(np.abs(got - want).max())
+        scale = float(np.abs(want).max()) or 1.0
+        passed = diff <= 1e-4 * max(1.0, scale)
+        return {"exported": True, "passed": passed, "max_abs_diff": diff, "session": session}
+    except Exception as exc:  # many modules do not trace: say why, keep the checkpoint
+        path.unlink(missing_ok=True)
+        return {"exported": False, "passed": False, "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def export_lightning_best(
+    run_dir: str | Path, plan: FoldPlan | None = None, sweep_wall_s: float | None = None
+):
+    """Refit the best configuration, export it to ``run_dir/best`` and write its report."""
+    from hpo.export.pipeline import ExportResult, _read_best
+    from hpo.train.lightning_plan import plan_lightning
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir).resolve()
+    cfg = load_run_config(run_dir)
+    best, frame = _read_best(run_dir)
+    best_cfg = best_trial_config(cfg, best["params"])
+    if plan is None:
+        plan = plan_lightning(cfg, build_search_space(cfg.search_space)[0])
+    plain = OmegaConf.to_container(best_cfg, resolve=True)
+    data = module_data(build_datamodule(plain["data"]))
+    epochs, how = refit_epochs(best.get("fold_best_epochs"), int(best["epoch"]))
+    staging = run_dir / f"{BEST_DIR}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+
+    seed = int(cfg.seed)
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = build_lightning_module(plain["model"])
+    gpu = float(cfg.resources.gpus_per_trial) > 0 and torch.cuda.is_available()
+    tcfg = {**plain["trainer"], "max_epochs": epochs}
+    kwargs = trainer_kwargs(tcfg, str(staging / "lightning"), "gpu" if gpu else "cpu", 1)
+    kwargs.update(limit_val_batches=0, enable_checkpointing=False)
+    callbacks = instantiate_specs(plain["trainer"].get("callbacks") or [], "callbacks")
+    trainer = L.Trainer(**kwargs, callbacks=callbacks)
+    train_loader = rows_loader(data.dataset, plan.rest_rows, data.train_loader, True, seed)
+    fit_started = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train_loader)
+    fit_s = time.perf_counter() - fit_started
+    refit_train = scalar_metrics(dict(trainer.callback_metrics))
+
+    ckpt = staging / CHECKPOINT_FILE
+    trainer.save_checkpoint(str(ckpt), weights_only=True)
+    state = torch.load(ckpt, weights_only=True, map_location="cpu")
+    checkpoint_check = {"weights_only_load": True, "tensors": len(state["state_dict"])}
+
+    test = heldout_loader(data, plan)
+    module = module.cpu().eval()
+    outputs, labels = module_outputs(module, test)
+    metrics = test_metrics(plan, outputs, labels)
+    lightning_test = {}
+    if type(module).test_step is not L.LightningModule.test_step:
+        tester = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                           enable_model_summary=False)  # fmt: skip
+        lightning_test = {
+            k: float(v) for k, v in tester.test(module, test, verbose=False)[0].items()
+        }
+    predictions = _prediction_table(plan, outputs, labels)
+    predictions.to_parquet(staging / TEST_PREDICTIONS_FILE, index=False)
+
+    sample, _ = split_batch(next(iter(test)))
+    onnx = (
+        export_onnx(module, sample[:1].cpu(), staging / ONNX_FILE)
+        if isinstance(sample, torch.Tensor)
+        else {
+            "exported": False,
+            "passed": False,
+            "reason": "the batches' inputs are not one tensor",
+        }
+    )
+    inference = _inference(module, sample, onnx.pop("session", None))
+
+    manifest = {
+        "format": MODEL_FORMAT,
+        "engine": "lightning",
+        "task": plan.task,
+        "classes": plan.classes,
+        "model_target": plain["model"]["_target_"],
+        "data_target": plain["data"]["_target_"],
+        "checkpoint": CHECKPOINT_FILE,
+        "onnx": ONNX_FILE if onnx["exported"] else None,
+        "trial_id": best["trial_id"],
+        "created_by": f"hpo {hpo.__version__}",
+    }
+    (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    OmegaConf.save(best_cfg, staging / CONFIG_FILE, resolve=True)
+    shutil.rmtree(staging / "lightning", ignore_errors=True)
+    record = {
+        "refit": {
+            "epochs": epochs,
+            "how": how,
+            "fit_s": fit_s,
+            "train_metrics": refit_train,
+            "rows": int(len(plan.rest_rows)),
+        },  # fmt: skip
+        "test": metrics,
+        "lightning_test": lightning_test,
+        "test_rows": int(len(predictions)),
+        "checkpoint_check": checkpoint_check,
+        "onnx": onnx,
+        "inference": inference,
+        "sweep_wall_s": sweep_wall_s,
+        "export_seconds": time.perf_counter() - started,
+        "artifacts": {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()},
+    }
+    (staging / EXPORT_FILE).write_text(json.dumps(record, indent=1, default=_plain) + "\n")
+    best_dir = run_dir / BEST_DIR
+    if best_dir.exists():
+        shutil.rmtree(best_dir)
+    staging.rename(best_dir)
+    report, html_path = write_lightning_report(run_dir)
+    return ExportResult(best_dir, report, html_path, record["export_seconds"])
+
+
+def _prediction_table(plan: FoldPlan, outputs: np.ndarray, labels) -> pd.DataFrame:
+    table = {}
+    if labels is not None:
+        table["target"] = labels.tolist()
+    if plan.task == "classification" and outputs.ndim == 2:
+        proba = as_probabilities(outputs)
+        table["prediction"] = [plan.classes[i] for i in proba.argmax(axis=1)]
+        for i, c in enumerate(plan.classes):
+            table[f"proba_{c}"] = proba[:, i]
+    else:
+        table["prediction"] = outputs.reshape(len(outputs), -1)[:, 0]
+    return pd.DataFrame(table)
+
+
+def _inference(module: L.LightningModule, sample: Any, session) -> dict[str, Any]:
+    """One-thread latency of one row and of one batch, torch eager and ONNX Runtime."""
+    if not isinstance(sample, torch.Tensor):
+        return {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            row, batch = sample[:1].cpu(), sample.cpu()
+            out = {
+                "batch_size": int(len(batch)),
+                "torch_row": _timed(lambda: module(row)),
+                "torch_batch": _timed(lambda: module(batch)),
+            }
+        if session is not None:
+            out["onnx_row"] = _timed(lambda: session.run(None, {"input": row.numpy()}))
+            out["onnx_batch"] = _timed(lambda: session.run(None, {"input": batch.numpy()}))
+        out["rows_per_s_torch"] = len(batch) / (out["torch_batch"]["p50_ms"] / 1000)
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)

@@ -1,0 +1,74 @@
+"""`hpo predict MODEL_DIR --output OUT` for a Lightning-path export: the exported module
+(rebuilt from best/config.yaml, its weights from model.ckpt loaded with
+``weights_only=True``: nothing is unpickled) over the DataModule's ``predict_dataloader()``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from hpo.errors import HPOError
+
+MODEL_FORMAT = "hpo-lightning-1"
+
+
+def is_lightning_export(model_dir: str | Path) -> bool:
+    manifest = Path(model_dir) / "model.json"
+    try:
+        return json.loads(manifest.read_text()).get("format") == MODEL_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def predict_lightning(
+    model_dir: str | Path, output: str, input_path: str | None
+) -> tuple[Path, int]:
+    import torch
+    from omegaconf import OmegaConf
+
+    import lightning as L
+    from hpo.data.datamodule import build_datamodule
+    from hpo.export.lightning_export import as_probabilities, module_outputs
+    from hpo.models.build import build_lightning_module
+
+    model_dir = Path(model_dir)
+    out = Path(output)
+    if input_path is not None:
+        raise HPOError(
+            f"hpo predict {model_dir}: a Lightning-path model predicts its DataModule's "
+            "predict_dataloader(); drop INPUT (point the DataModule at new data with its own "
+            "keys in best/config.yaml)."
+        )
+    if out.exists():
+        raise HPOError(
+            f"--output {out} exists; hpo predict never overwrites a file: pick a new path."
+        )
+    if out.suffix not in (".csv", ".parquet"):
+        raise HPOError(f"--output {out}: write .csv or .parquet.")
+    manifest = json.loads((model_dir / "model.json").read_text())
+    cfg = OmegaConf.to_container(OmegaConf.load(model_dir / "config.yaml"), resolve=True)
+    datamodule = build_datamodule(cfg["data"])
+    if type(datamodule).predict_dataloader is L.LightningDataModule.predict_dataloader:
+        raise HPOError(
+            f"{cfg['data']['_target_']} has no predict_dataloader(); add one to the DataModule "
+            "(Lightning's hook for the rows to predict)."
+        )
+    datamodule.prepare_data()
+    datamodule.setup("predict")
+    module = build_lightning_module(cfg["model"])
+    state = torch.load(model_dir / manifest["checkpoint"], weights_only=True, map_location="cpu")
+    module.load_state_dict(state["state_dict"])
+    outputs, _ = module_outputs(module, datamodule.predict_dataloader())
+    if manifest["task"] == "classification" and outputs.ndim == 2:
+        proba = as_probabilities(outputs)
+        classes = manifest["classes"]
+        frame = pd.DataFrame({"prediction": [classes[i] for i in proba.argmax(axis=1)]})
+        for i, c in enumerate(classes):
+            frame[f"proba_{c}"] = proba[:, i]
+    else:
+        frame = pd.DataFrame({"prediction": outputs.reshape(len(outputs), -1)[:, 0]})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False) if out.suffix == ".csv" else frame.to_parquet(out, index=False)
+    return out, len(frame)

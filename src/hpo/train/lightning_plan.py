@@ -1,0 +1,100 @@
+"""The driver's side of the Lightning path, before any Ray work: build the user's
+DataModule and module once, plan the test split and the folds, and run the module for one
+batch (the preflight) to learn which metrics it logs.
+
+Every bad input surfaces here as one HPOError naming the key: a class that cannot be
+imported or built, a dataset with no length, unreadable labels under stratified folds, a
+``metric`` the module never logs (the ones it does log are listed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+import lightning as L
+from hpo.data.datamodule import FoldPlan, ModuleData, build_datamodule, fold_loaders, module_data
+from hpo.data.datamodule import plan_folds as cut_folds
+from hpo.errors import ConfigError, HPOError
+from hpo.models.build import build_lightning_module
+from hpo.space import SearchSpace
+from hpo.train.lightning_folds import instantiate_specs, scalar_metrics
+from hpo.train.trial import apply_params
+
+log = logging.getLogger(__name__)
+
+
+def representative(dist: Any) -> Any:
+    """A value from inside a distribution: the first choice, the low end of an integer
+    range, the (geometric) middle of a float range."""
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[0]
+    if isinstance(dist, IntDistribution):
+        return dist.low
+    if isinstance(dist, FloatDistribution):
+        if dist.log:
+            return math.sqrt(dist.low * dist.high)
+        return (dist.low + dist.high) / 2
+    raise HPOError(f"unknown distribution {dist!r}")
+
+
+def preflight_config(cfg: DictConfig, space: SearchSpace) -> dict[str, Any]:
+    """The plain config with one representative value per swept key."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return apply_params(plain, {key: representative(d) for key, d in space.items()})
+
+
+def logged_metrics(cfg: dict[str, Any], data: ModuleData, plan: FoldPlan) -> list[str]:
+    """Fit the module for one train and one val batch of fold 0 on the CPU (no logger, no
+    checkpoint) and return the metric names it logged."""
+    L.seed_everything(int(cfg["seed"]), verbose=False)
+    module = build_lightning_module(cfg["model"])
+    instantiate_specs(cfg["trainer"].get("callbacks") or [], "callbacks")  # they build
+    train, val = fold_loaders(data, plan, 0, int(cfg["seed"]))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one-batch run: Lightning's small-data warnings
+        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+        try:
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        except HPOError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"config key `model._target_`: {cfg['model']['_target_']} failed on one batch "
+                f"of the DataModule's data: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            logging.getLogger("lightning.pytorch").setLevel(logging.INFO)
+    return sorted(scalar_metrics(dict(trainer.callback_metrics)))
+
+
+def plan_lightning(cfg: DictConfig, space: SearchSpace) -> FoldPlan:
+    """Folds, test split and the logged metrics of a DataModule sweep; checks ``metric``."""
+    plain = preflight_config(cfg, space)
+    data = module_data(build_datamodule(plain["data"]))
+    plan = cut_folds(data, cfg)
+    plan.logged = logged_metrics(plain, data, plan)
+    if cfg.metric not in plan.logged:
+        raise ConfigError(
+            f"config key `metric`: {plain['model']['_target_']} never logs {cfg.metric!r}; it "
+            f"logs {', '.join(plan.logged) or 'nothing'} (self.log(...) in its steps). Pick one "
+            "with metric=NAME mode=min|max."
+        )
+    return plan
