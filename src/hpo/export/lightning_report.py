@@ -114,11 +114,12 @@ def _html(report: dict[str, Any], extra: dict[str, Any], plots_dir: Path) -> str
     inf = report["inference"] or {}
     inference_rows = [[k, v["p50_ms"], v["p95_ms"]] for k, v in inf.items() if isinstance(v, dict)]
     onnx = report["onnx"]
+    warnings = "".join(f"<div class=warn>{escape(w['message'])}</div>" for w in report["warnings"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>hpo report</title>
 <style>{STYLE}</style></head><body>
 <h1>hpo report: {escape(report["model"]["target"])} on {escape(report["model"]["data"])}</h1>
 <p class=muted>{escape(report["run_dir"])} · a real lightning.Trainer per fold</p>
-{"".join(f"<div class=warn>{escape(w["message"])}</div>" for w in report["warnings"])}
+{warnings}
 <h2>Test (held-out rows no trial saw, refit model)</h2>{table(["metric", "value"], shown)}
 <h2>Cross-validation</h2><p>{escape(cv["metric"])} {fmt(cv["mean"])} ± {fmt(cv["std"])}
 over {len(cv["per_fold"] or [])} folds; per fold {fmt(cv["per_fold"])}, early-stopping
