@@ -171,3 +171,28 @@ class RecordEpochs(L.Callback):
         }
         with open(self.path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
+
+
+class _DigitStream(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        x, y = digits_tensors()
+        return iter(zip(x, y))
+
+
+class StreamingDigits(NoTestDigits):
+    """An IterableDataset: no length, so no folds."""
+
+    def setup(self, stage=None):
+        self.train_set = _DigitStream()
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size)
+
+    val_dataloader = L.LightningDataModule.val_dataloader
+
+
+class BrokenDigits(LitDigits):
+    """Fails in its forward pass (a shape bug): caught by the preflight."""
+
+    def forward(self, x):
+        return self.net(x[:, :10])

@@ -33,7 +33,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, runners
 
 
+def _importable_cwd() -> None:
+    """Make the current directory importable, as ``python -m`` does, here and in the Ray
+    workers an embedded Ray starts (they inherit PYTHONPATH): a user's ``mypkg`` next to
+    where ``hpo`` runs resolves as a ``_target_``."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if cwd not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [cwd, *paths] if p)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _importable_cwd()
     parser, runners = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -90,6 +90,11 @@ def compose_config(
             OmegaConf.update(cfg, key, None, force_add=True)
         space_node[key] = expression
     cfg.search_space = {k: v for k, v in space_node.items() if v is not None}
+    for key in cfg.search_space:  # a space file's keys of a user class's constructor, too
+        if OmegaConf.select(cfg, key, default="__missing__") == "__missing__" and _constructor_key(
+            cfg, key
+        ):
+            OmegaConf.update(cfg, key, None, force_add=True)
     return validate_config(cfg), sweeps
 
 

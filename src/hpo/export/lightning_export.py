@@ -35,7 +35,12 @@ from hpo.export.metrics import classification_metrics, regression_metrics
 from hpo.export.refit import best_trial_config, refit_epochs
 from hpo.models.build import build_lightning_module
 from hpo.space import build_search_space
-from hpo.train.lightning_folds import instantiate_specs, scalar_metrics, trainer_kwargs
+from hpo.train.lightning_folds import (
+    instantiate_specs,
+    quiet_lightning,
+    scalar_metrics,
+    trainer_kwargs,
+)
 
 CHECKPOINT_FILE = "model.ckpt"
 ONNX_FILE = "model.onnx"
@@ -145,6 +150,7 @@ def export_lightning_best(
     from hpo.train.lightning_plan import plan_lightning
 
     started = time.perf_counter()
+    quiet_lightning()
     run_dir = Path(run_dir).resolve()
     cfg = load_run_config(run_dir)
     best, frame = _read_best(run_dir)

@@ -30,6 +30,7 @@ import random
 import shutil
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,15 @@ from hpo.models.build import build_lightning_module
 log = logging.getLogger(__name__)
 STATE_FILE = "lockstep.pt"
 _PASSED_THROUGH = [k for k in LIGHTNING_TRAINER_KEYS if k not in ("callbacks", "logger", "kwargs")]
+
+
+def quiet_lightning() -> None:
+    """k Trainers per trial would each announce their devices and tips: keep Lightning's
+    warnings only, and drop two messages that say nothing here (a refit has no val loop on
+    purpose; a deprecation inside Lightning itself)."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*no `val_dataloader`. Skipping val loop.*")
 
 
 def instantiate_specs(spec: Any, what: str) -> list[Any]:
@@ -273,8 +283,7 @@ class LightningFolds:
         self.min_delta = float(self.trainer_cfg.get("min_delta") or 0.0)
         self.root = Path(root)
         seed = int(cfg["seed"])
-        # k Trainers each announce their devices and tips: once is enough (the driver's preflight)
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        quiet_lightning()
         cuda = gpus > 0 and torch.cuda.is_available()
         self.slots = max(1, min(int(gpus), torch.cuda.device_count())) if cuda and gpus >= 2 else 1
         self.device = "cuda" if cuda else "cpu"

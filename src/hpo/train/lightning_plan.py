@@ -23,7 +23,7 @@ from hpo.data.datamodule import plan_folds as cut_folds
 from hpo.errors import ConfigError, HPOError
 from hpo.models.build import build_lightning_module
 from hpo.space import SearchSpace
-from hpo.train.lightning_folds import instantiate_specs, scalar_metrics
+from hpo.train.lightning_folds import instantiate_specs, quiet_lightning, scalar_metrics
 from hpo.train.trial import apply_params
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,9 @@ def logged_metrics(cfg: dict[str, Any], data: ModuleData, plan: FoldPlan) -> lis
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+    quiet_lightning()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one-batch run: Lightning's small-data warnings
-        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
         try:
             trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         except HPOError:
@@ -80,8 +80,6 @@ def logged_metrics(cfg: dict[str, Any], data: ModuleData, plan: FoldPlan) -> lis
                 f"config key `model._target_`: {cfg['model']['_target_']} failed on one batch "
                 f"of the DataModule's data: {type(exc).__name__}: {exc}"
             ) from exc
-        finally:
-            logging.getLogger("lightning.pytorch").setLevel(logging.INFO)
     return sorted(scalar_metrics(dict(trainer.callback_metrics)))
 
 

@@ -1,0 +1,134 @@
+"""The Lightning engine without Ray: k real Trainers in lockstep (hpo.train.lightning_folds)."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+from omegaconf import OmegaConf
+
+from hpo.cli import main
+from hpo.config import compose_config
+from hpo.data.datamodule import build_datamodule, fold_loaders, module_data
+from hpo.space import build_search_space
+from hpo.train.lightning_folds import LightningFolds
+from hpo.train.lightning_plan import plan_lightning
+
+BASE = [
+    "model=lightning",
+    "data=lightning",
+    "data._target_=lightning_models.NoTestDigits",
+    "model.lr=tag(log, interval(1e-3, 1e-1))",
+    "metric=val_acc",
+    "mode=max",
+    "cv.folds=3",
+    "trainer.max_epochs=3",
+]
+
+
+def setup_folds(tmp_path, model="lightning_models.LitDigits", *overrides, **fixed):
+    cfg, _ = compose_config([*BASE, f"model._target_={model}", *overrides])
+    plan = plan_lightning(cfg, build_search_space(cfg.search_space)[0])
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["model"].update(lr=0.05, **fixed)
+    return plain, module_data(build_datamodule(plain["data"])), plan
+
+
+class Metrics(L.Callback):
+    def __init__(self):
+        self.rows = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.rows.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+
+def test_a_fold_trained_in_lockstep_equals_the_same_fold_trained_alone(tmp_path):
+    plain, data, plan = setup_folds(tmp_path, dropout=0.3)  # dropout: the RNG streams matter
+    folds = LightningFolds(plain, data, plan, tmp_path)
+    try:
+        while not folds.finished:
+            folds.run_epoch()
+    finally:
+        folds.close()
+    for fold in (0, 2):
+        L.seed_everything(int(plain["seed"]) + fold, workers=True, verbose=False)
+        from hpo.models.build import build_lightning_module
+
+        module = build_lightning_module(plain["model"])
+        train, val = fold_loaders(data, plan, fold, int(plain["seed"]) + fold)
+        seen = Metrics()
+        trainer = L.Trainer(
+            max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            num_sanity_val_steps=0, callbacks=[seen], accelerator="cpu", devices=1,
+        )  # fmt: skip
+        trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        lockstep = folds.histories()[fold]
+        assert [r["val_acc"] for r in lockstep] == [r["val_acc"] for r in seen.rows]
+        assert [r["train_loss"] for r in lockstep] == [r["train_loss"] for r in seen.rows]
+
+
+def test_a_restored_trial_continues_exactly_where_its_checkpoint_was(tmp_path):
+    plain, data, plan = setup_folds(tmp_path, dropout=0.3)
+    folds = LightningFolds(plain, data, plan, tmp_path / "a")
+    saved = tmp_path / "ckpt"
+    saved.mkdir()
+    try:
+        folds.run_epoch()
+        folds.save(saved)
+        uninterrupted = folds.run_epoch()
+    finally:
+        folds.close()
+    restored = LightningFolds(plain, data, plan, tmp_path / "b", restore_dir=saved)
+    try:
+        assert restored.epoch == 1
+        again = restored.run_epoch()
+    finally:
+        restored.close()
+    assert again.epoch == 2
+    assert again.fold_metrics["val_acc"] == uninterrupted.fold_metrics["val_acc"]
+
+
+def test_each_fold_early_stops_on_the_sweeps_metric_and_reports_its_best_epoch(tmp_path):
+    # ReduceLROnPlateau with `monitor` runs as under plain Lightning; min_delta=1 makes every
+    # epoch after the first "no better", so each fold stops after `patience` epochs.
+    plain, data, plan = setup_folds(
+        tmp_path, "lightning_models.PlateauDigits", "trainer.patience=1", "trainer.min_delta=1.0",
+        "trainer.max_epochs=6",
+    )  # fmt: skip
+    folds = LightningFolds(plain, data, plan, tmp_path)
+    try:
+        reports = []
+        while not folds.finished:
+            reports.append(folds.run_epoch())
+    finally:
+        folds.close()
+    assert len(reports) == 2  # epoch 1 best, epoch 2 not better by 1.0: stopped
+    last = reports[-1]
+    assert last.folds_active == 0 and last.fold_best_epochs == [1, 1, 1]
+    first = [h[0]["val_acc"] for h in folds.histories()]
+    assert last.fold_metrics["val_acc"] == first  # stopped folds report their best epoch
+    assert all(run is None for run in folds.runs)  # every fit thread has ended
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["model._target_=lightning_models.LitDigits", "metric=val_f1"], ["val_f1", "val_acc, val_loss"]),
+        (["model._target_=lightning_models.BrokenDigits"], ["model._target_", "one batch"]),
+        (["model._target_=lightning_models.LitDigits", "data._target_=lightning_models.StreamingDigits"],
+         ["no length", "hpo_dataset"]),
+        (["model._target_=lightning_models.LitDigits", "data._target_=lightning_models.UnlabelledDigits",
+          "cv.strategy=stratified"], ["cv.strategy", "labels"]),
+    ],
+)  # fmt: skip
+def test_bad_lightning_input_fails_in_one_line_before_ray_and_writes_nothing(
+    tmp_path, capsys, overrides, expected
+):
+    run_dir = tmp_path / "run"
+    code = main(["sweep", *BASE, *overrides, f"run_dir={run_dir}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("hpo: error:")
+    for text in expected:
+        assert text in line
+    assert not run_dir.exists()
