@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from benchmarks.anytime import AnytimeLog, best_so_far, chosen_row, incumbent_scores
 
 from benchmarks import aggregate
+from benchmarks.anytime import AnytimeLog, best_so_far, chosen_row, incumbent_scores
 
 
 def test_the_log_counts_epochs_and_keeps_the_budget():

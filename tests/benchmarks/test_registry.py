@@ -4,13 +4,13 @@ each method's overrides select the searcher and scheduler they name."""
 from __future__ import annotations
 
 import pytest
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+from ray.tune.search.optuna import OptunaSearch
+
 from benchmarks.definitions import BENCHMARKS, QUICK_TASKS, BenchmarkDefinition, shrink
 from benchmarks.methods import DEFAULT, METHODS, RANDOM_BASELINE
 from benchmarks.native_optuna import run_native_optuna
 from benchmarks.synthetic import Hartmann6Objective
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
-from ray.tune.search.optuna import OptunaSearch
-
 from hpo.config import compose_config
 from hpo.space import build_search_space
 from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch

@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 import pytest
+
 from benchmarks.anytime import AnytimeLog
 from benchmarks.compare import run_comparison
 from benchmarks.definitions import BENCHMARKS, shrink
@@ -16,7 +17,6 @@ from benchmarks.model_task import ModelObjective
 from benchmarks.native_optuna import run_native_optuna
 from benchmarks.report import write_results
 from benchmarks.synthetic import Hartmann6Objective, regret
-
 from hpo.config import compose_config
 
 

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+
+from benchmarks import synthetic
 from benchmarks.synthetic import (
     HARTMANN6_ARGMIN,
     HARTMANN6_MINIMUM,
@@ -15,8 +17,6 @@ from benchmarks.synthetic import (
     noisy_value,
     regret,
 )
-
-from benchmarks import synthetic
 
 
 def as_params(x) -> dict[str, float]:

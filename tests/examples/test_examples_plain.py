@@ -7,10 +7,12 @@ import math
 from collections import Counter
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+import lightning as L
 from examples.digits_cnn.data import (
     DigitsImageDataModule,
     ImageFolderDataset,
@@ -26,7 +28,6 @@ from examples.text_classifier.data import (
     tokenize,
 )
 from examples.text_classifier.model import LitTextClassifier
-from PIL import Image
 
 TRAINER_KW = dict(
     max_epochs=1,
