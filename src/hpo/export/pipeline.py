@@ -26,6 +26,7 @@ from sklearn.metrics import accuracy_score, r2_score
 
 import hpo
 from hpo.config import load_run_config
+from hpo.data.files import csv_delimiter, file_encoding
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.errors import HPOError
 from hpo.export.benchmark import measure_inference
@@ -149,7 +150,8 @@ def _manifest(cfg, best: dict, prepared: PreparedData, trained: TrainedModels) -
         # val_loss of a regression is the MSE of targets standardized by this std
         "target_scale": (float(np.std(y_rest)) or 1.0) if prepared.task == "regression" else None,
         # how `hpo predict` reads a CSV; missing-value markers are in the cleaning spec
-        "delimiter": str(cfg.data.get("delimiter") or ","),
+        "delimiter": csv_delimiter(cfg.data),
+        "file_encoding": file_encoding(cfg.data),
         "trial_id": best["trial_id"],
         "model_target": str(cfg.model["_target_"]),
         "created_by": f"hpo {hpo.__version__}",
