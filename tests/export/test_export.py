@@ -247,3 +247,21 @@ def test_a_users_module_is_exported(ray_local, user_model_cfg):
     report = exported.report
     assert report["onnx_check"]["passed"] and report["test"]["accuracy"] > 0.5
     assert load_model(exported.best_dir).manifest["model_target"] == "user_models.TinyLinear"
+
+
+def test_predict_on_rows_of_one_class_scores_the_classes_present(iris_run, tmp_path, capsys):
+    run_dir, _ = iris_run
+    rows, target = _test_rows(run_dir)
+    model = load_model(run_dir / "best")
+    predicted = model.predict_cleaned(rows)["prediction"]
+    right = (predicted == target).to_numpy()
+    label = target[right].value_counts().index[0]  # a class the model gets right
+    picked = right & (target == label).to_numpy()
+    source = tmp_path / "one_class.csv"
+    rows[picked].assign(target=target[picked]).head(5).to_csv(source, index=False)
+    out = tmp_path / "o.csv"
+    assert main(["predict", str(run_dir / "best"), str(source), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy 1.0000" in printed and "f1_macro 1.0000" in printed
+    absent = [c for c in model.classes if c != label]
+    assert f"no row of the input is {', '.join(repr(c) for c in absent)}" in printed
