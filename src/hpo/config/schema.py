@@ -23,7 +23,7 @@ class DataConfig:
     na_values: list[str] = field(
         default_factory=lambda: ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"]
     )
-    drop_duplicates: bool = True
+    drop_duplicates: Any = "auto"  # auto | true | false (hpo.data.duplicates)
     drop_id_columns: bool = True
     scaling: str = "standard"  # standard | robust | minmax | none
     encoding: str = "onehot"  # onehot | ordinal

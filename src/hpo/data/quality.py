@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpo.data.duplicates import DuplicateDecision
 from hpo.data.leakage import single_column_scores
 
 QUALITY_FILE = "data_quality.json"
@@ -95,7 +96,7 @@ def missing_values(missing: dict[str, int], target_missing: int, target: str) ->
         "imputed per fold",
         "Empty cells and the data.na_values spellings. Features are imputed inside each "
         "fold from its train part (numbers: median plus a missing-indicator column; "
-        "categories: most frequent); rows without a target are dropped.",
+        "categories: a level of their own, `(missing)`); rows without a target are dropped.",
         columns,
     )
 
@@ -191,21 +192,23 @@ def missing_target(positions: np.ndarray) -> Check:
     )
 
 
-def duplicate_rows(positions: np.ndarray, dropped: bool) -> Check:
+def duplicate_rows(positions: np.ndarray, decision: DuplicateDecision) -> Check:
+    """Exact duplicates and what the rule (hpo.data.duplicates) decided, with why."""
+    found = len(positions)
+    status = "ok" if not found else "fixed" if decision.drop else "warning"
+    share = f" ({found / decision.rows:.1%} of {decision.rows:,} rows)" if found else ""
     return Check(
         "duplicate_rows",
         "duplicate rows",
-        len(positions),
+        found,
         "rows",
-        _status(len(positions), "fixed" if dropped else "warning"),
-        "dropped" if dropped else "kept",
+        status,
+        ("dropped" if decision.drop else "kept") if found else "checked",
         "Rows identical to an earlier row in the target and every column used (ID-like, "
-        "constant and empty columns aside). "
-        + (
-            "Dropped before the split; the first copy stays."
-            if dropped
-            else "Kept (data.drop_duplicates=false, or built-in data used as published)."
-        ),
+        "constant and empty columns aside)"
+        + share
+        + (f"; {decision.reason}" if decision.reason else "")
+        + (". The first copy stays." if decision.drop else "."),
         rows=_rows(positions),
     )
 
