@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from hpo.data import quality
-from hpo.data.duplicates import decide, duplicates_setting
 from hpo.data.clean import clean_features, clean_target, narrow_spec, plan_cleaning, plan_drops
+from hpo.data.duplicates import decide, duplicates_setting
 from hpo.data.files import listed
 from hpo.data.preprocessing import (
     check_options,

@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from hpo.data.duplicates import DuplicateDecision
-from hpo.data.leakage import single_column_scores
+from hpo.data.leakage import (
+    SUSPECT_MARGIN,
+    SUSPECT_SKILL,
+    ColumnScore,
+    single_column_scores,
+    suspects,
+)
 
 QUALITY_FILE = "data_quality.json"
 LISTED_ROWS = 20  # row numbers kept per check (the count is always complete)
@@ -40,6 +46,7 @@ class Check:
     detail: str = ""
     columns: dict[str, Any] = field(default_factory=dict)
     rows: list[int] = field(default_factory=list)
+    ranking: list[dict[str, Any]] = field(default_factory=list)  # the leakage check's
 
     def found(self) -> str:
         """``count unit``, the unit singular for one."""
@@ -256,26 +263,54 @@ def duplicates_across_split(
     )
 
 
+RANKED_COLUMNS = 30  # columns of the leakage ranking kept in data_quality.json
+
+
 def leakage(features: pd.DataFrame, y: np.ndarray, task: str, threshold: float, seed: int) -> Check:
+    """Every column ranked by how well it alone predicts the target; the ones at or over
+    ``threshold`` are flagged, the ones that stand out (hpo.data.leakage.suspects) are
+    suspects. Both are listed with their scores and kept."""
     scores = single_column_scores(features, y, task, seed)
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    flagged = {c: f"{s:.3f}" for c, s in ranked if s >= threshold}
-    score = "balanced accuracy" if task == "classification" else "R^2"
+    flagged = [s for s in scores if s.score >= threshold]
+    standing_out = [s for s in suspects(scores) if s not in flagged]
+    measure = "balanced accuracy" if task == "classification" else "R^2"
+    listed = {
+        **{s.column: f"{s.score:.3f}" for s in flagged},
+        **{s.column: _suspect_text(s) for s in standing_out},
+    }
+    found = len(listed)
     return Check(
         "leakage",
         "probable leakage",
-        len(flagged),
+        found,
         "columns",
-        _status(len(flagged), "warning"),
+        _status(found, "warning"),
         "flagged, kept",
-        f"Columns that alone predict the target ({score}"
-        + (" or |Spearman correlation|" if task == "regression" else "")
-        + f" >= data.leakage_threshold="
-        f"{threshold:g} on held-out non-test rows). Not dropped: if such a column is not "
-        "known when you predict, or is derived from the target, drop it with "
-        "data.drop_columns=[COLUMN].",
-        flagged,
+        f"Every column is scored alone on held-out non-test rows ({measure}"
+        + (" or |Spearman correlation|" if task == "regression" else "; and ROC-AUC")
+        + f"). Flagged: a score >= data.leakage_threshold={threshold:g}. Suspect: a column "
+        f"that stands out (skill >= {SUSPECT_SKILL:g}, 0 = chance and 1 = perfect, and "
+        f">= {SUSPECT_MARGIN:g}x the next best column's), as a value recorded after the "
+        "outcome does. Not dropped: if such a column is not known when you predict, or is "
+        "derived from the target, drop it with data.drop_columns=[COLUMN].",
+        listed,
+        ranking=[_ranked(s, s in flagged, s in standing_out) for s in scores[:RANKED_COLUMNS]],
     )
+
+
+def _suspect_text(score: ColumnScore) -> str:
+    auc = f"AUC {score.auc:.3f}, " if score.auc is not None else ""
+    return f"{auc}score {score.score:.3f}, suspect"
+
+
+def _ranked(score: ColumnScore, flagged: bool, suspect: bool) -> dict[str, Any]:
+    return {
+        "column": str(score.column),
+        "score": round(score.score, 4),
+        "auc": None if score.auc is None else round(score.auc, 4),
+        "skill": round(score.skill, 4),
+        "verdict": "flagged" if flagged else "suspect" if suspect else "",
+    }
 
 
 def class_imbalance(y: np.ndarray, classes: list) -> Check:
