@@ -17,6 +17,8 @@ from export_runs import held_out_rows as _test_rows
 from export_runs import sweep as _sweep
 
 from hpo.cli import main
+from hpo.config import load_run_config
+from hpo.data import prepare_data
 from hpo.export.metrics import evaluate_predictions
 from hpo.export.predictor import load_model
 from hpo.export.report_html import fmt
@@ -227,6 +229,15 @@ def test_regression_ensemble_export(ray_local, tmp_path):
     assert model.manifest["inputs"] == ["features_0", "features_1", "features_2"]
     rows, target = _test_rows(run_dir)
     assert evaluate_predictions(model.manifest, target, model.predict(rows)) == report["test"]
+    # predictions stay within the non-test rows' target range, even far outside the data
+    prepared = prepare_data(load_run_config(run_dir))
+    y_rest = prepared.y[prepared.train_idx]
+    low, high = model.manifest["prediction_range"]
+    assert (low, high) == pytest.approx((y_rest.min(), y_rest.max()))
+    extreme = pd.concat([rows * 50, rows * -50], ignore_index=True)
+    values = model.predict(extreme)["prediction"]
+    assert values.min() >= low - 1e-3 and values.max() <= high + 1e-3
+    assert np.isclose(values, low, atol=1e-2).any() or np.isclose(values, high, atol=1e-2).any()
 
 
 def test_a_users_module_is_exported(ray_local, user_model_cfg):

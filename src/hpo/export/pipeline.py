@@ -158,6 +158,18 @@ def _manifest(cfg, best: dict, prepared: PreparedData, trained: TrainedModels) -
     }
 
 
+def prediction_range(cfg, prepared: PreparedData) -> list[float] | None:
+    """``export.clip_predictions`` (default true): a regression model predicts within the
+    non-test rows' target range [min, max], so that a price is never negative and never
+    beyond what training saw. None for classification or when switched off."""
+    if prepared.task != "regression":
+        return None
+    if not bool((cfg.get("export") or {}).get("clip_predictions", True)):
+        return None
+    y_rest = prepared.y[prepared.train_idx]
+    return [float(np.min(y_rest)), float(np.max(y_rest))]
+
+
 def _read_best(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     path = run_dir / "best_trial.json"
     if not path.is_file():
@@ -208,10 +220,11 @@ def export_best(
     }
     (best_dir / PREPROCESSING_FILE).write_text(json.dumps(document, indent=1) + "\n")
 
-    graph = ExportGraph(trained.modules, prepared.task, trained.y_means, trained.y_stds)
+    clip = prediction_range(cfg, prepared)
+    graph = ExportGraph(trained.modules, prepared.task, trained.y_means, trained.y_stds, clip)
     test_inputs = [transform_rows(test_rows, spec) for spec in specs]
     export_onnx(graph, test_inputs, best_dir / ONNX_FILE, str(cfg.model["_target_"]))
-    manifest = _manifest(cfg, best, prepared, trained)
+    manifest = {**_manifest(cfg, best, prepared, trained), "prediction_range": clip}
     (best_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     OmegaConf.save(best_cfg, best_dir / CONFIG_FILE, resolve=True)
 
