@@ -287,7 +287,7 @@ def leakage(features: pd.DataFrame, y: np.ndarray, task: str, threshold: float, 
         _status(found, "warning"),
         "flagged, kept",
         f"Every column is scored alone on held-out non-test rows ({measure}"
-        + (" or |Spearman correlation|" if task == "regression" else "; and ROC-AUC")
+        + (" or |Spearman correlation|" if task == "regression" else " and ROC-AUC")
         + f"). Flagged: a score >= data.leakage_threshold={threshold:g}. Suspect: a column "
         f"that stands out (skill >= {SUSPECT_SKILL:g}, 0 = chance and 1 = perfect, and "
         f">= {SUSPECT_MARGIN:g}x the next best column's), as a value recorded after the "
@@ -299,8 +299,10 @@ def leakage(features: pd.DataFrame, y: np.ndarray, task: str, threshold: float, 
 
 
 def _suspect_text(score: ColumnScore) -> str:
-    auc = f"AUC {score.auc:.3f}, " if score.auc is not None else ""
-    return f"{auc}score {score.score:.3f}, suspect"
+    """Short enough for the table's affected column: ``suspect AUC 0.78``."""
+    if score.auc is not None:
+        return f"suspect AUC {score.auc:.2f}"
+    return f"suspect {score.score:.2f}"
 
 
 def _ranked(score: ColumnScore, flagged: bool, suspect: bool) -> dict[str, Any]:
