@@ -50,12 +50,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, runners = build_parser()
     args = parser.parse_args(argv)
     try:
-        return runners[args.command](args)
+        code = runners[args.command](args)
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
     except HPOError as exc:
         if args.debug or _debug():
             traceback.print_exc()
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `hpo check-data --json | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so that the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off this way
     except KeyboardInterrupt as exc:  # hpo.sweep.runner.SweepInterrupted says how to resume
         print(f"hpo: interrupted; {exc}" if str(exc) else "hpo: interrupted", file=sys.stderr)
         return 130

@@ -215,3 +215,47 @@ def test_quality_report_is_json_with_every_check(table_cfg, tmp_path):
     ]
     assert saved["checks"][0]["columns"] == {"x1": 1}
     assert saved["result"]["task"] == "classification" and saved["source"]["rows"] == 90
+
+
+def _follow_up_table(rows: int = 600, seed: int = 0) -> pd.DataFrame:
+    """Patients: two weak risk factors, and the follow-up time, which is recorded after
+    the outcome (those with the event were followed for less time)."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(60, 10, rows)
+    dose = rng.choice(["low", "high"], rows)
+    risk = (age - 60) / 20 + (dose == "low") * 0.3 + rng.normal(size=rows)
+    event = risk > np.quantile(risk, 0.6)
+    follow_up = np.where(event, rng.gamma(2.0, 200, rows), rng.gamma(2.0, 600, rows))
+    return pd.DataFrame(
+        {
+            "age": age,
+            "dose": dose,
+            "follow_up_days": follow_up,
+            "label": np.where(event, "died", "alive"),
+        }
+    )
+
+
+def test_a_column_recorded_after_the_outcome_stands_out_with_its_scores(table_cfg):
+    prepared = inspect_data(table_cfg(_follow_up_table()))
+    check = fired(prepared)["leakage"]
+    assert check.status == "warning"
+    assert (
+        list(check.columns) == ["follow_up_days"] and check.columns["follow_up_days"].startswith("suspect AUC")
+    )
+    ranking = check.ranking
+    assert [r["column"] for r in ranking][0] == "follow_up_days"
+    assert {r["column"] for r in ranking} == {"age", "dose", "follow_up_days"}  # every column
+    top, *rest = ranking
+    assert top["verdict"] == "suspect" and top["score"] < 0.98 and top["auc"] > 0.75
+    assert all(r["verdict"] == "" and r["skill"] < top["skill"] / 2 for r in rest)
+    assert "follow_up_days" in prepared.features.columns  # flagged, kept
+
+
+def test_several_strong_columns_alike_are_no_suspects(table_cfg):
+    frame = _follow_up_table()
+    frame["follow_up_weeks"] = frame["follow_up_days"] / 7 + np.random.default_rng(1).normal(
+        size=len(frame)
+    )
+    check = {c.name: c for c in inspect_data(table_cfg(frame)).quality.checks}["leakage"]
+    assert check.count == 0 and check.ranking[0]["skill"] > 0.5

@@ -13,6 +13,7 @@ from data_tables import clean_frame
 from hpo.data.clean import clean_features
 from hpo.data.files import read_frame
 from hpo.data.prepare import prepare_data
+from hpo.data.preprocessing import MISSING_CATEGORY
 
 
 def frame_with_gaps(rows: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -40,15 +41,30 @@ def test_each_folds_imputer_scaler_and_encoder_are_fit_on_its_train_part_only(ta
         assert np.allclose(scaler.mean_[: len(numeric)], imputed.mean())
         assert np.allclose(scaler.scale_[: len(numeric)], imputed.std(ddof=0))
         categories = pre.named_transformers_["categorical"]
-        assert categories.named_steps["impute"].statistics_[0] == train["color"].mode()[0]
+        assert categories.named_steps["impute"].statistics_[0] == MISSING_CATEGORY
         encoded = set(categories.named_steps["encode"].categories_[0])
-        assert encoded == set(train["color"].dropna())
+        gaps = {MISSING_CATEGORY} if train["color"].isna().any() else set()
+        assert encoded == set(train["color"].dropna()) | gaps
         # the train part comes out standardized; the validation part with train's numbers
         assert np.allclose(fold.X_train[:, : len(numeric)].mean(axis=0), 0.0, atol=1e-5)
         val = rest.iloc[fold.val_rows][numeric].fillna(train[numeric].median())
         assert np.allclose(
             fold.X_val[:, : len(numeric)], (val - imputed.mean()) / imputed.std(ddof=0), atol=1e-4
         )
+
+
+def test_a_missing_category_is_a_level_of_its_own(table_cfg):
+    prepared = prepare_data(table_cfg(frame_with_gaps()))
+    names = prepared.trial_data.feature_names
+    level = f"categorical__color_{MISSING_CATEGORY}"
+    assert level in names
+    rest = prepared.features.iloc[prepared.train_idx].reset_index(drop=True)
+    fold = prepared.trial_data.folds[0]
+    gaps = rest.iloc[fold.train_rows]["color"].isna().to_numpy()
+    column = fold.X_train[:, names.index(level)]
+    assert gaps.any() and np.array_equal(column == 1.0, gaps)  # exactly the missing rows
+    colors = [n for n in names if n.startswith("categorical__color_") and n != level]
+    assert not fold.X_train[gaps][:, [names.index(n) for n in colors]].any()
 
 
 def test_missing_indicators_come_with_the_numeric_imputer(table_cfg):

@@ -17,6 +17,8 @@ from export_runs import held_out_rows as _test_rows
 from export_runs import sweep as _sweep
 
 from hpo.cli import main
+from hpo.config import load_run_config
+from hpo.data import prepare_data
 from hpo.export.metrics import evaluate_predictions
 from hpo.export.predictor import load_model
 from hpo.export.report_html import fmt
@@ -227,6 +229,15 @@ def test_regression_ensemble_export(ray_local, tmp_path):
     assert model.manifest["inputs"] == ["features_0", "features_1", "features_2"]
     rows, target = _test_rows(run_dir)
     assert evaluate_predictions(model.manifest, target, model.predict(rows)) == report["test"]
+    # predictions stay within the non-test rows' target range, even far outside the data
+    prepared = prepare_data(load_run_config(run_dir))
+    y_rest = prepared.y[prepared.train_idx]
+    low, high = model.manifest["prediction_range"]
+    assert (low, high) == pytest.approx((y_rest.min(), y_rest.max()))
+    extreme = pd.concat([rows * 50, rows * -50], ignore_index=True)
+    values = model.predict(extreme)["prediction"]
+    assert values.min() >= low - 1e-3 and values.max() <= high + 1e-3
+    assert np.isclose(values, low, atol=1e-2).any() or np.isclose(values, high, atol=1e-2).any()
 
 
 def test_a_users_module_is_exported(ray_local, user_model_cfg):
@@ -247,3 +258,21 @@ def test_a_users_module_is_exported(ray_local, user_model_cfg):
     report = exported.report
     assert report["onnx_check"]["passed"] and report["test"]["accuracy"] > 0.5
     assert load_model(exported.best_dir).manifest["model_target"] == "user_models.TinyLinear"
+
+
+def test_predict_on_rows_of_one_class_scores_the_classes_present(iris_run, tmp_path, capsys):
+    run_dir, _ = iris_run
+    rows, target = _test_rows(run_dir)
+    model = load_model(run_dir / "best")
+    predicted = model.predict_cleaned(rows)["prediction"]
+    right = (predicted == target).to_numpy()
+    label = target[right].value_counts().index[0]  # a class the model gets right
+    picked = right & (target == label).to_numpy()
+    source = tmp_path / "one_class.csv"
+    rows[picked].assign(target=target[picked]).head(5).to_csv(source, index=False)
+    out = tmp_path / "o.csv"
+    assert main(["predict", str(run_dir / "best"), str(source), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy 1.0000" in printed and "f1_macro 1.0000" in printed
+    absent = [c for c in model.classes if c != label]
+    assert f"no row of the input is {', '.join(repr(c) for c in absent)}" in printed

@@ -74,3 +74,20 @@ def test_a_users_module_exports(tmp_path):
     export_onnx(graph, [x], tmp_path / "model.onnx", "user_models.TinyLinear")
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     assert check_onnx(graph, session, [x])["passed"]
+
+
+def test_a_wide_target_passes_the_check_relative_to_its_scale_and_is_clipped(tmp_path):
+    # prices: mean 4000, std 4000, values near 0 and in the thousands
+    model = _mlp("regression", 1, 0)
+    x = np.random.default_rng(2).normal(scale=3.0, size=(500, 6)).astype(np.float32)
+    raw = ExportGraph([model], "regression", [4000.0], [4000.0])(torch.as_tensor(x))
+    raw = raw.detach().numpy()
+    low, high = np.quantile(raw, [0.2, 0.8])  # a fifth of the rows on each side
+    graph = ExportGraph([model], "regression", [4000.0], [4000.0], clip=(low, high))
+    export_onnx(graph, [x], tmp_path / "model.onnx", "hpo.models.mlp.TabularMLP")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    check = check_onnx(graph, session, [x])
+    assert check["passed"] and check["scale"] == 4000.0
+    (values,) = session.run(None, {"features": x})
+    assert values.min() >= low - 1e-3 and values.max() <= high + 1e-3
+    np.testing.assert_allclose(values, np.clip(raw, low, high), rtol=1e-5, atol=0.05)

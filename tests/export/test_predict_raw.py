@@ -128,3 +128,22 @@ def test_ensemble_export_with_a_fold_narrower_than_the_layout(ray_local, tmp_pat
     widths = sorted(len(spec["positions"]) for spec in preprocessing["inputs"])
     assert widths == [14, 15, 15] and {s["width"] for s in preprocessing["inputs"]} == {15}
     _reproduces_the_report(run_dir, csv, tmp_path)
+
+
+def test_the_report_shows_every_data_check_and_the_leakage_ranking(messy_run):
+    csv, run_dir = messy_run
+    report = json.loads((run_dir / "best" / "report.json").read_text())
+    quality = json.loads((run_dir / "data_quality.json").read_text())
+    assert report["data_quality"] == quality
+    assert report["data"]["file"] == str(csv)
+    html = (run_dir / "best" / "report.html").read_text()
+    assert "<h2>Data quality</h2>" in html and f"hpo report: {csv.name}" in html
+    section = html[html.index("<h2>Data quality</h2>") :]
+    for check in quality["checks"]:  # every check, with its action
+        assert f"<td>{check['title']}</td>" in section
+        assert f"<td>{check['action']}</td>" in section
+    ranking = next(c for c in quality["checks"] if c["name"] == "leakage")["ranking"]
+    assert ranking[0]["column"] == "refund_issued" and ranking[0]["verdict"] == "flagged"
+    assert "<td>refund_issued</td>" in section.split("<h3>Leakage")[1]
+    kinds = [w["kind"] for w in report["warnings"]]
+    assert "data: probable leakage" in kinds

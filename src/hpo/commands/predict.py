@@ -79,3 +79,12 @@ def _score(model: ExportedModel, target: pd.Series, predictions: pd.DataFrame) -
         f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "loss"
     )
     print(f"  the input has the target column `{model.target}` ({int(known.sum())} rows): {shown}")
+    absent = metrics.get("absent_classes") or []
+    if absent:
+        listed = ", ".join(repr(c) for c in absent)
+        print(
+            f"  the macro metrics average the {metrics['macro_classes']} of "
+            f"{len(model.classes)} classes that the input holds or the model predicted; "
+            f"no row of the input is {listed}"
+            + ("" if metrics["roc_auc"] is not None else ", so ROC-AUC is not computed")
+        )

@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
         print(OmegaConf.to_yaml(cfg, resolve=True), end="")
         return 0
     from hpo.sweep import run_sweep
+    from hpo.sweep.resources import check_local_resources
 
+    check_local_resources(cfg)  # before run_sweep writes the run directory
     # The current stdout, not one bound when hpo.sweep was imported (Tune pickles it).
     return export_and_summarize(run_sweep(cfg, stream=sys.stdout), cfg)
 

@@ -4,6 +4,7 @@ or type fails before Ray starts, naming the key."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -22,12 +23,13 @@ class DataConfig:
     na_values: list[str] = field(
         default_factory=lambda: ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"]
     )
-    drop_duplicates: bool = True
+    drop_duplicates: Any = "auto"  # auto | true | false (hpo.data.duplicates)
     drop_id_columns: bool = True
     scaling: str = "standard"  # standard | robust | minmax | none
     encoding: str = "onehot"  # onehot | ordinal
     max_categories: int = 50
-    delimiter: str = ","  # CSV field separator
+    delimiter: str = ","  # CSV field separator ("tab" or \t: a tab)
+    file_encoding: str = "utf-8"  # CSV text encoding, any Python codec name
     skip_rows: int = 0  # CSV lines before the header
     normalize_categories: bool = True  # strip spaces and fold case in category values
     max_stray_fraction: float = 0.05  # text values a numeric column may hold (coerced)
@@ -132,6 +134,17 @@ class ResourcesConfig:
     gpus_per_trial: float = 0
 
 
+class Activation(str, Enum):
+    """The built-in MLP's activations (hpo.models.mlp.ACTIVATIONS maps them to layers):
+    a value outside these fails at composition, naming `model.activation`."""
+
+    relu = "relu"
+    gelu = "gelu"
+    silu = "silu"
+    tanh = "tanh"
+    leaky_relu = "leaky_relu"
+
+
 @dataclass
 class MLPConfig:
     """Schema of the built-in model; user modules (other `_target_`) are free-form."""
@@ -141,7 +154,7 @@ class MLPConfig:
     hidden_dim: int = 128
     num_layers: int = 2
     dropout: float = 0.1
-    activation: str = "relu"
+    activation: Activation = Activation.relu
     batch_norm: bool = False
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from hpo.data import quality
 from hpo.data.clean import clean_features, clean_target, narrow_spec, plan_cleaning, plan_drops
+from hpo.data.duplicates import decide, duplicates_setting
 from hpo.data.files import listed
 from hpo.data.preprocessing import (
     check_options,
@@ -155,7 +156,7 @@ def _clean(table: Table, data_cfg, report: quality.QualityReport) -> _Cleaned:
     # their checks are reported, but no row or column is dropped.
     as_published = data_cfg.source == "builtin"
     drop_ids = bool(data_cfg.drop_id_columns) and not as_published
-    drop_duplicates = bool(data_cfg.drop_duplicates) and not as_published
+    setting = duplicates_setting(data_cfg)
 
     def to_drop(drops: dict[str, dict[str, Any]]) -> set[str]:
         if as_published:
@@ -171,7 +172,11 @@ def _clean(table: Table, data_cfg, report: quality.QualityReport) -> _Cleaned:
     used = [c for c in cleaned.columns if c not in to_drop(drops)]
     # Duplicates are judged on the columns that stay (a row number would hide them all).
     duplicated = quality.duplicated_rows(cleaned[used], target) & keep
-    if drop_duplicates and duplicated.any():
+    with_target = cleaned.loc[keep, used].assign(**{"\0target": target[keep].to_numpy()})
+    duplicates = decide(with_target, duplicated[keep], "false" if as_published else setting)
+    if as_published and duplicates.found:
+        duplicates.reason = "kept: built-in data is used as published"
+    if duplicates.drop:
         keep = keep & ~duplicated
         # A customer id exported twice is unique once the copies are gone.
         more = plan_drops(cleaned.loc[keep, used], data_cfg)["id_columns"]
@@ -199,7 +204,7 @@ def _clean(table: Table, data_cfg, report: quality.QualityReport) -> _Cleaned:
         quality.inconsistent_categories(spellings),
         *quality.dropped_columns(drops, drop_ids, as_published),
         quality.missing_target(positions[target_missing]),
-        quality.duplicate_rows(positions[duplicated], drop_duplicates),
+        quality.duplicate_rows(positions[duplicated], duplicates),
     ]
     cleaned_table = _take(Table(cleaned[spec["columns"]], target, table.name), keep)
     if cleaned_table.features.shape[1] == 0:

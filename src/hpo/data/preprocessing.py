@@ -21,6 +21,7 @@ from sklearn.preprocessing import (
 
 from hpo.errors import ConfigError
 
+MISSING_CATEGORY = "(missing)"
 CHUNK_ROWS = 65_536  # rows transformed at a time: sklearn's float64 temporaries stay small
 
 SCALERS = {
@@ -77,7 +78,11 @@ def build_preprocessor(features: pd.DataFrame, data_cfg) -> ColumnTransformer:
             steps.append(("scale", SCALERS[scaling]()))
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
-        impute = SimpleImputer(strategy="most_frequent", missing_values=np.nan)
+        # A missing category is a level of its own: what missingness says is kept (the
+        # most frequent value would erase it), as numbers keep it in their indicator.
+        impute = SimpleImputer(
+            strategy="constant", fill_value=MISSING_CATEGORY, missing_values=np.nan
+        )
         max_categories = getattr(data_cfg, "max_categories", 50)
         if max_categories and features[categorical].nunique().max() <= max_categories:
             # No column has more: the cap changes nothing, and without it the encoder

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hpo.data.leakage import single_column_scores
+from hpo.data.duplicates import DuplicateDecision
+from hpo.data.leakage import (
+    SUSPECT_MARGIN,
+    SUSPECT_SKILL,
+    ColumnScore,
+    single_column_scores,
+    suspects,
+)
 
 QUALITY_FILE = "data_quality.json"
 LISTED_ROWS = 20  # row numbers kept per check (the count is always complete)
@@ -39,6 +46,7 @@ class Check:
     detail: str = ""
     columns: dict[str, Any] = field(default_factory=dict)
     rows: list[int] = field(default_factory=list)
+    ranking: list[dict[str, Any]] = field(default_factory=list)  # the leakage check's
 
     def found(self) -> str:
         """``count unit``, the unit singular for one."""
@@ -95,7 +103,7 @@ def missing_values(missing: dict[str, int], target_missing: int, target: str) ->
         "imputed per fold",
         "Empty cells and the data.na_values spellings. Features are imputed inside each "
         "fold from its train part (numbers: median plus a missing-indicator column; "
-        "categories: most frequent); rows without a target are dropped.",
+        "categories: a level of their own, `(missing)`); rows without a target are dropped.",
         columns,
     )
 
@@ -191,21 +199,23 @@ def missing_target(positions: np.ndarray) -> Check:
     )
 
 
-def duplicate_rows(positions: np.ndarray, dropped: bool) -> Check:
+def duplicate_rows(positions: np.ndarray, decision: DuplicateDecision) -> Check:
+    """Exact duplicates and what the rule (hpo.data.duplicates) decided, with why."""
+    found = len(positions)
+    status = "ok" if not found else "fixed" if decision.drop else "warning"
+    share = f" ({found / decision.rows:.1%} of {decision.rows:,} rows)" if found else ""
     return Check(
         "duplicate_rows",
         "duplicate rows",
-        len(positions),
+        found,
         "rows",
-        _status(len(positions), "fixed" if dropped else "warning"),
-        "dropped" if dropped else "kept",
+        status,
+        ("dropped" if decision.drop else "kept") if found else "checked",
         "Rows identical to an earlier row in the target and every column used (ID-like, "
-        "constant and empty columns aside). "
-        + (
-            "Dropped before the split; the first copy stays."
-            if dropped
-            else "Kept (data.drop_duplicates=false, or built-in data used as published)."
-        ),
+        "constant and empty columns aside)"
+        + share
+        + (f"; {decision.reason}" if decision.reason else "")
+        + (". The first copy stays." if decision.drop else "."),
         rows=_rows(positions),
     )
 
@@ -253,26 +263,56 @@ def duplicates_across_split(
     )
 
 
+RANKED_COLUMNS = 30  # columns of the leakage ranking kept in data_quality.json
+
+
 def leakage(features: pd.DataFrame, y: np.ndarray, task: str, threshold: float, seed: int) -> Check:
+    """Every column ranked by how well it alone predicts the target; the ones at or over
+    ``threshold`` are flagged, the ones that stand out (hpo.data.leakage.suspects) are
+    suspects. Both are listed with their scores and kept."""
     scores = single_column_scores(features, y, task, seed)
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    flagged = {c: f"{s:.3f}" for c, s in ranked if s >= threshold}
-    score = "balanced accuracy" if task == "classification" else "R^2"
+    flagged = [s for s in scores if s.score >= threshold]
+    standing_out = [s for s in suspects(scores) if s not in flagged]
+    measure = "balanced accuracy" if task == "classification" else "R^2"
+    listed = {
+        **{s.column: f"{s.score:.3f}" for s in flagged},
+        **{s.column: _suspect_text(s) for s in standing_out},
+    }
+    found = len(listed)
     return Check(
         "leakage",
         "probable leakage",
-        len(flagged),
+        found,
         "columns",
-        _status(len(flagged), "warning"),
+        _status(found, "warning"),
         "flagged, kept",
-        f"Columns that alone predict the target ({score}"
-        + (" or |Spearman correlation|" if task == "regression" else "")
-        + f" >= data.leakage_threshold="
-        f"{threshold:g} on held-out non-test rows). Not dropped: if such a column is not "
-        "known when you predict, or is derived from the target, drop it with "
-        "data.drop_columns=[COLUMN].",
-        flagged,
+        f"Every column is scored alone on held-out non-test rows ({measure}"
+        + (" or |Spearman correlation|" if task == "regression" else " and ROC-AUC")
+        + f"). Flagged: a score >= data.leakage_threshold={threshold:g}. Suspect: a column "
+        f"that stands out (skill >= {SUSPECT_SKILL:g}, 0 = chance and 1 = perfect, and "
+        f">= {SUSPECT_MARGIN:g}x the next best column's), as a value recorded after the "
+        "outcome does. Not dropped: if such a column is not known when you predict, or is "
+        "derived from the target, drop it with data.drop_columns=[COLUMN].",
+        listed,
+        ranking=[_ranked(s, s in flagged, s in standing_out) for s in scores[:RANKED_COLUMNS]],
     )
+
+
+def _suspect_text(score: ColumnScore) -> str:
+    """Short enough for the table's affected column: ``suspect AUC 0.78``."""
+    if score.auc is not None:
+        return f"suspect AUC {score.auc:.2f}"
+    return f"suspect {score.score:.2f}"
+
+
+def _ranked(score: ColumnScore, flagged: bool, suspect: bool) -> dict[str, Any]:
+    return {
+        "column": str(score.column),
+        "score": round(score.score, 4),
+        "auc": None if score.auc is None else round(score.auc, 4),
+        "skill": round(score.skill, 4),
+        "verdict": "flagged" if flagged else "suspect" if suspect else "",
+    }
 
 
 def class_imbalance(y: np.ndarray, classes: list) -> Check:

@@ -50,14 +50,21 @@ def class_indices(labels: pd.Series | np.ndarray, classes: list) -> np.ndarray:
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list) -> dict[str, Any]:
-    """Accuracy, macro and per-class precision/recall/F1, ROC-AUC, log loss, confusion."""
+    """Accuracy, macro and per-class precision/recall/F1, ROC-AUC, log loss, confusion.
+
+    The macro averages run over the classes present: those with a true row or a
+    prediction. A class with neither has no precision or recall to speak of (counting it
+    as 0 made 5 correct rows of one class score F1 0.5); ``absent_classes`` names the
+    classes without a true row, ``macro_classes`` how many classes the averages cover.
+    """
     labels = list(range(len(classes)))
     y_pred = proba.argmax(axis=1)
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
+    present = sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
     macro = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average="macro", zero_division=0
+        y_true, y_pred, labels=present, average="macro", zero_division=0
     )
     loss = float(log_loss(y_true, proba, labels=labels))
     return {
@@ -78,6 +85,8 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list)
             for i, c in enumerate(classes)
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "macro_classes": len(present),
+        "absent_classes": [category_key(c) for i, c in enumerate(classes) if support[i] == 0],
         "rows": int(len(y_true)),
     }
 

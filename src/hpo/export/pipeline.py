@@ -26,6 +26,7 @@ from sklearn.metrics import accuracy_score, r2_score
 
 import hpo
 from hpo.config import load_run_config
+from hpo.data.files import csv_delimiter, file_encoding
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.errors import HPOError
 from hpo.export.benchmark import measure_inference
@@ -149,11 +150,24 @@ def _manifest(cfg, best: dict, prepared: PreparedData, trained: TrainedModels) -
         # val_loss of a regression is the MSE of targets standardized by this std
         "target_scale": (float(np.std(y_rest)) or 1.0) if prepared.task == "regression" else None,
         # how `hpo predict` reads a CSV; missing-value markers are in the cleaning spec
-        "delimiter": str(cfg.data.get("delimiter") or ","),
+        "delimiter": csv_delimiter(cfg.data),
+        "file_encoding": file_encoding(cfg.data),
         "trial_id": best["trial_id"],
         "model_target": str(cfg.model["_target_"]),
         "created_by": f"hpo {hpo.__version__}",
     }
+
+
+def prediction_range(cfg, prepared: PreparedData) -> list[float] | None:
+    """``export.clip_predictions`` (default true): a regression model predicts within the
+    non-test rows' target range [min, max], so that a price is never negative and never
+    beyond what training saw. None for classification or when switched off."""
+    if prepared.task != "regression":
+        return None
+    if not bool((cfg.get("export") or {}).get("clip_predictions", True)):
+        return None
+    y_rest = prepared.y[prepared.train_idx]
+    return [float(np.min(y_rest)), float(np.max(y_rest))]
 
 
 def _read_best(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -206,10 +220,11 @@ def export_best(
     }
     (best_dir / PREPROCESSING_FILE).write_text(json.dumps(document, indent=1) + "\n")
 
-    graph = ExportGraph(trained.modules, prepared.task, trained.y_means, trained.y_stds)
+    clip = prediction_range(cfg, prepared)
+    graph = ExportGraph(trained.modules, prepared.task, trained.y_means, trained.y_stds, clip)
     test_inputs = [transform_rows(test_rows, spec) for spec in specs]
     export_onnx(graph, test_inputs, best_dir / ONNX_FILE, str(cfg.model["_target_"]))
-    manifest = _manifest(cfg, best, prepared, trained)
+    manifest = {**_manifest(cfg, best, prepared, trained), "prediction_range": clip}
     (best_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     OmegaConf.save(best_cfg, best_dir / CONFIG_FILE, resolve=True)
 

@@ -4,7 +4,7 @@ Loading reads JSON and an ONNX file and nothing else: no pickle, no torch, no
 scikit-learn. The directory holds:
 
 * ``model.json``: the manifest (task, target column, class labels in order, the ONNX
-  graph's input and output names, the CSV delimiter);
+  graph's input and output names, the CSV delimiter and text encoding);
 * ``preprocessing.json``: the cleaning spec (hpo.data.clean: which raw columns, read as
   numbers or categories, the missing-value markers) and, per model input, the fitted
   preprocessing as plain parameters (hpo.export.transform applies them);
@@ -156,8 +156,53 @@ class ExportedModel:
         return self.to_frame(self.run(self.inputs(cleaned)), cleaned.index)
 
 
+REEXPORT = (
+    "export it again: `hpo.export.pipeline.export_best(RUN_DIR)` rewrites RUN_DIR/best "
+    "from a finished sweep"
+)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(
+            f"{path} is missing, so the model directory is incomplete (it needs "
+            f"{MANIFEST_FILE}, {PREPROCESSING_FILE} and {ONNX_FILE}); {REEXPORT}."
+        )
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); {REEXPORT}.") from None
+    if not isinstance(document, dict):
+        raise DataError(f"{path} holds no JSON object; {REEXPORT}.")
+    return document
+
+
+def _onnx_session(path: Path, threads: int | None) -> ort.InferenceSession:
+    if not path.is_file():
+        raise DataError(f"{path} is missing, so the model directory is incomplete; {REEXPORT}.")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own (non-public) exception types
+        message = " ".join(str(exc).split())[:200]
+        raise DataError(
+            f"{path} is not a loadable ONNX model ({message}); the file is damaged or was "
+            f"cut short; {REEXPORT}."
+        ) from None
+
+
 def load_model(model_dir: str | Path, threads: int | None = None) -> ExportedModel:
-    """Load ``model_dir`` (a run's ``best/``). ``threads`` caps onnxruntime's threads."""
+    """Load ``model_dir`` (a run's ``best/``). ``threads`` caps onnxruntime's threads.
+
+    Raises:
+        DataError: the directory is not an exported model, or a file of it is missing,
+            damaged or of another format (the file is named).
+    """
     directory = Path(model_dir)
     manifest_path = directory / MANIFEST_FILE
     if not manifest_path.is_file():
@@ -165,27 +210,20 @@ def load_model(model_dir: str | Path, threads: int | None = None) -> ExportedMod
             f"{directory} holds no {MANIFEST_FILE}; pass an exported model directory "
             "(RUN_DIR/best, written at the end of `hpo sweep`)."
         )
-    manifest = json.loads(manifest_path.read_text())
+    manifest = _read_json(manifest_path)
     if manifest.get("format") != MODEL_FORMAT:
         raise DataError(
             f"{manifest_path} has format {manifest.get('format')!r}, this hpo reads "
-            f"{MODEL_FORMAT!r}; export the model again with this version "
-            "(hpo.export.pipeline.export_best(RUN_DIR))."
+            f"{MODEL_FORMAT!r}; {REEXPORT} with this version."
         )
-    preprocessing = json.loads((directory / PREPROCESSING_FILE).read_text())
+    preprocessing_path = directory / PREPROCESSING_FILE
+    preprocessing = _read_json(preprocessing_path)
     if preprocessing.get("format") != PREPROCESSING_FORMAT:
         raise DataError(
-            f"{directory / PREPROCESSING_FILE} has format {preprocessing.get('format')!r}, "
-            f"this hpo reads {PREPROCESSING_FORMAT!r}; export the model again with this "
-            "version (hpo.export.pipeline.export_best(RUN_DIR))."
+            f"{preprocessing_path} has format {preprocessing.get('format')!r}, this hpo "
+            f"reads {PREPROCESSING_FORMAT!r}; {REEXPORT} with this version."
         )
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        str(directory / ONNX_FILE), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    session = _onnx_session(directory / ONNX_FILE, threads)
     return ExportedModel(manifest, preprocessing, session)
 
 
@@ -210,6 +248,7 @@ def read_rows(path: str | Path, model: ExportedModel) -> pd.DataFrame:
         model.cleaning["na_values"],
         delimiter=delimiter,
         string_columns=model.cleaning["categorical"],
+        encoding=model.manifest.get("file_encoding") or "utf-8",
     )
     frame.columns = [str(c) for c in frame.columns]
     return frame

@@ -1,7 +1,8 @@
 """A fitted preprocessing ColumnTransformer, written as plain JSON parameters.
 
 Exactly the steps hpo.data.preprocessing.build_preprocessor uses are exported:
-SimpleImputer (median with optional missing-value indicators, or most frequent),
+SimpleImputer (median with optional missing-value indicators; for categories a constant
+`(missing)` level, or the most frequent value),
 StandardScaler / RobustScaler / MinMaxScaler, OneHotEncoder (unknown -> all zeros,
 infrequent categories from ``max_categories`` -> one shared column) and OrdinalEncoder
 (unknown -> ``unknown_value``). Anything else fails the export by name rather than being

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hpo.config import load_run_config
+from hpo.data.quality import QUALITY_FILE
 from hpo.errors import HPOError
 from hpo.export import pitfalls
 from hpo.export.metrics import evaluate_predictions, heldout_metric_name
@@ -50,6 +51,7 @@ class RunFiles:
     manifest: dict[str, Any]
     export: dict[str, Any]
     test_predictions: pd.DataFrame
+    quality: dict[str, Any] | None = None  # data_quality.json (None: a run without one)
 
     @property
     def best_dir(self) -> Path:
@@ -76,6 +78,35 @@ def read_run(run_dir: str | Path) -> RunFiles:
         manifest=json.loads((best_dir / MANIFEST_FILE).read_text()),
         export=json.loads((best_dir / EXPORT_FILE).read_text()),
         test_predictions=pd.read_parquet(best_dir / TEST_PREDICTIONS_FILE),
+        quality=_read_quality(run_dir),
+    )
+
+
+def _read_quality(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / QUALITY_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def data_warnings(quality: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The data checks' warnings (leakage suspects, duplicates kept, ...), as the
+    report's warnings."""
+    if not quality:
+        return []
+    return [
+        {"kind": f"data: {c['title']}", "message": _check_message(c)}
+        for c in quality["checks"]
+        if c["status"] == "warning"
+    ]
+
+
+def _check_message(check: dict[str, Any]) -> str:
+    listed = ", ".join(f"{k} ({v})" for k, v in list(check["columns"].items())[:10])
+    rows = ", ".join(str(r) for r in check["rows"][:10])
+    what = listed or (f"rows {rows}" if rows else "")
+    return (
+        f"{check['count']:g} {check['unit']}"
+        + (f": {what}" if what else "")
+        + (f". {check['detail']}" if check["detail"] else "")
     )
 
 
@@ -140,6 +171,7 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
     importances, note = param_importances(study, int(cfg.seed))
     space, _ = build_search_space(cfg.search_space)
     warnings = [
+        *data_warnings(run.quality),
         *pitfalls.export_checks(export["onnx_check"], export["preprocessing_check"]),
         *pitfalls.train_test_gap(run.manifest["task"], export["train"], test),
         *pitfalls.heldout_below_cv(over),
@@ -148,7 +180,8 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
     ]
     report = {
         "run_dir": str(run.run_dir),
-        "data": export["data"],
+        "data": {**export["data"], "file": cfg.data.get("path")},
+        "data_quality": run.quality,
         "task": run.manifest["task"],
         "classes": run.manifest.get("classes"),
         "best_trial": {

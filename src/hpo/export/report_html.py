@@ -12,7 +12,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from hpo.export import plots
+from hpo.export.html_parts import fmt, table
 from hpo.export.report import PLOTS_DIR
+from hpo.export.report_sections import data_quality_section
+
+__all__ = ["fmt", "table", "write_html"]
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -25,24 +29,6 @@ margin:.4em 0}.ok{color:#1a7f37}.bad{color:#b42318}figure{margin:1em 0}figcaptio
 color:#555;font-size:.9em}img{max-width:100%}code{background:#f4f4f4;padding:0 .2em}
 .muted{color:#666;font-size:.9em}
 """
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
-    return escape(str(value))
-
-
-def table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _figure_html(fig, name: str, caption: str, plots_dir: Path) -> str:
@@ -256,16 +242,20 @@ def write_html(run, report: dict[str, Any], extra: dict[str, Any], path: Path) -
         ],
     )
     data = report["data"]
+    title = Path(data["file"]).name if data.get("file") else data["name"]
+    source = f"data file {data['file']} · " if data.get("file") else f"built-in {data['name']} · "
     note = imp.get("note")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>hpo report: {escape(data["name"])}</title><style>{STYLE}</style></head><body>
-<h1>hpo report: {escape(data["name"])} ({escape(report["task"])})</h1>
-<p class=muted>{escape(report["run_dir"])} · {data["rows_non_test"]} rows for
+<title>hpo report: {escape(title)}</title><style>{STYLE}</style></head><body>
+<h1>hpo report: {escape(title)} ({escape(report["task"])})</h1>
+<p class=muted>{escape(source)}target <code>{escape(data["target"])}</code> ·
+{escape(report["run_dir"])} · {data["rows_non_test"]} rows for
 {report["sweep"]["cv_folds"]}-fold CV, {data["rows_test"]} held out for
 the test · best trial {escape(best["trial_id"])} at epoch {best["epoch"]}</p>
 <h2>Warnings</h2>{warning_html}
 {_metrics_section(report)}{_per_class(report)}
+{data_quality_section(report)}
 <h2>Best hyperparameters</h2>{params}
 <h3>Cross-validation at the best epoch</h3>
 <p>{escape(cv["metric"])}: {fmt(cv["mean"])} ± {fmt(cv["std"])}</p>{folds}

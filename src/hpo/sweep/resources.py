@@ -9,6 +9,7 @@ nodes' resource dicts (``ray.nodes()``), so they are tested without a cluster.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,3 +96,44 @@ def plan_concurrency(
     if max_concurrent_trials:
         return max(1, min(int(max_concurrent_trials), fits_now))
     return max(1, fits_now)
+
+
+def local_node(cluster_cfg, count_gpus: bool = True) -> dict[str, float] | None:
+    """The one node an embedded Ray (``cluster.address`` null) will have, as
+    ``hpo.cluster.start_ray`` starts it; None when hpo joins a cluster (ask Ray then).
+
+    GPUs not fixed by ``cluster.num_gpus`` are the CUDA devices torch sees (the trials
+    train with torch, so a GPU torch cannot use is none for them); ``count_gpus=False``
+    skips counting them (0) when nothing asks for a GPU.
+    """
+    if cluster_cfg.get("address"):
+        return None
+    cpus = cluster_cfg.get("num_cpus") or os.cpu_count() or 1
+    gpus = cluster_cfg.get("num_gpus")
+    if gpus is None:
+        gpus = 0
+        if count_gpus:
+            import torch  # what the trials import anyway
+
+            gpus = torch.cuda.device_count()
+    return {"CPU": float(cpus), "GPU": float(gpus)}
+
+
+def check_local_resources(cfg) -> None:
+    """Before Ray starts and before a run directory exists: a per-trial request that the
+    embedded local Ray could never hold fails here, with ``plan_concurrency``'s check and
+    message. A joined cluster (``cluster.address``) is checked once Ray runs.
+
+    Raises:
+        ResourceError: no trial would ever start.
+    """
+    gpus = float(cfg.resources.gpus_per_trial)
+    node = local_node(cfg.cluster, count_gpus=gpus > 0)
+    if node is not None:
+        plan_concurrency(
+            [node],
+            float(cfg.resources.cpus_per_trial),
+            gpus,
+            cfg.budget.max_concurrent_trials,
+            [dict(n) for n in cfg.cluster.get("node_types") or []],
+        )
