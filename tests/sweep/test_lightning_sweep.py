@@ -128,3 +128,7 @@ def test_plain_lightning_code_sweeps_with_asha_on_the_fold_mean(tmp_path, capsys
     assert (preds["prediction"].to_numpy() == exported["prediction"].to_numpy()).all()
     # never overwrites
     assert main(["predict", str(best), "--output", str(preds_path)]) == 2
+    # `hpo report` rebuilds the same report from the run directory alone
+    (best / "report.json").unlink()
+    assert main(["report", str(run)]) == 0
+    assert json.loads((best / "report.json").read_text())["test"] == report["test"]

@@ -132,3 +132,41 @@ def test_bad_lightning_input_fails_in_one_line_before_ray_and_writes_nothing(
     for text in expected:
         assert text in line
     assert not run_dir.exists()
+
+
+def test_trainer_keys_reach_every_folds_real_trainer(tmp_path):
+    plain, data, plan = setup_folds(
+        tmp_path, "lightning_models.LitDigits", "trainer.accumulate_grad_batches=2",
+        "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=0.5",
+        "trainer.limit_train_batches=3", "trainer.max_epochs=1",
+    )  # fmt: skip
+    folds = LightningFolds(plain, data, plan, tmp_path)
+    try:
+        for run in folds.runs:  # each fold's Trainer, built with the config's Lightning keys
+            assert run.trainer.accumulate_grad_batches == 2
+            assert run.trainer.precision == "bf16-mixed"
+            assert run.trainer.gradient_clip_val == 0.5
+            assert run.trainer.limit_train_batches == 3
+        report = folds.run_epoch()  # and it trains with them
+    finally:
+        folds.close()
+    assert report.finished and report.epoch == 1 and report.folds_active == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_folds_train_on_the_gpu_and_in_parallel_on_several(tmp_path):
+    import torch
+
+    gpus = min(2, torch.cuda.device_count())
+    plain, data, plan = setup_folds(tmp_path, "lightning_models.LitDigits", "trainer.precision=16-mixed")
+    folds = LightningFolds(plain, data, plan, tmp_path, gpus=float(gpus))
+    try:
+        assert folds.device == "cuda" and folds.slots == (gpus if gpus >= 2 else 1)
+        devices = {str(run.trainer.strategy.root_device) for run in folds.runs}
+        assert len(devices) == gpus
+        while not folds.finished:
+            report = folds.run_epoch()
+    finally:
+        folds.close()
+    assert report.metrics["val_acc"] > 0.5

@@ -159,7 +159,7 @@ def export_lightning_best(
         plan = plan_lightning(cfg, build_search_space(cfg.search_space)[0])
     plain = OmegaConf.to_container(best_cfg, resolve=True)
     data = module_data(build_datamodule(plain["data"]))
-    epochs, how = refit_epochs(best.get("fold_best_epochs"), int(best["epoch"]))
+    epochs, how = refit_epochs(best.get("fold_best_epochs"), int(best["epoch"]), str(cfg.metric))
     staging = run_dir / f"{BEST_DIR}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

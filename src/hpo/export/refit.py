@@ -74,7 +74,9 @@ def best_trial_config(cfg: DictConfig, params: dict[str, Any]) -> DictConfig:
     return validate_config(best)
 
 
-def refit_epochs(fold_best_epochs: list[int] | None, fallback: int) -> tuple[int, str]:
+def refit_epochs(
+    fold_best_epochs: list[int] | None, fallback: int, monitor: str = "val_loss"
+) -> tuple[int, str]:
     """The refit's epoch count and a sentence saying how it was chosen."""
     epochs = [int(e) for e in fold_best_epochs or [] if e]
     if not epochs:
@@ -82,7 +84,7 @@ def refit_epochs(fold_best_epochs: list[int] | None, fallback: int) -> tuple[int
     chosen = max(1, math.ceil(float(np.median(epochs))))
     return chosen, (
         f"median of the best trial's fold best epochs {epochs} (early stopping on each "
-        f"fold's val_loss), rounded up: {chosen}"
+        f"fold's {monitor}), rounded up: {chosen}"
     )
 
 
