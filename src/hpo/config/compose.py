@@ -181,11 +181,7 @@ def validate_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
             OmegaConf.structured(HPOConfig), OmegaConf.to_container(typed, resolve=True)
         )
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-        raise ConfigError(
-            f"config key `{key}`: {_first_line(exc)}. Check its spelling and type "
-            "(`hpo sweep --cfg job` prints the composed config)."
-        ) from exc
+        raise _key_error(exc) from exc
     typed = _typed_data(typed)
     _check_values(typed)
     return typed
@@ -199,13 +195,17 @@ def _typed_data(cfg: DictConfig) -> DictConfig:
     try:
         data = OmegaConf.merge(OmegaConf.structured(DataConfig), cfg.data)
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-        raise ConfigError(
-            f"config key `data.{key}`: {_first_line(exc)}. Check its spelling and type "
-            "(`hpo sweep --cfg job` prints the composed config)."
-        ) from exc
+        raise _key_error(exc, "data.") from exc
     cfg.data = OmegaConf.to_container(data)
     return cfg
+
+
+def _key_error(exc: OmegaConfBaseException, prefix: str = "") -> ConfigError:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    return ConfigError(
+        f"config key `{prefix}{key}`: {_first_line(exc)}. Check its spelling and type "
+        "(`hpo sweep --cfg job` prints the composed config)."
+    )
 
 
 def _check_values(cfg: DictConfig) -> None:

@@ -79,3 +79,25 @@ def check_constructor_keys(node: dict[str, Any], own: tuple[str, ...], group: st
                 f"keys are {', '.join(sorted(names)) or '(none)'}. Fix the spelling or drop it "
                 f"(`~{group}.{key}`)."
             )
+
+
+def build_target(node: dict[str, Any], own: tuple[str, ...], group: str, base: type) -> Any:
+    """Instantiate a ``_target_`` node with its constructor keys; a failure, or an object
+    that is not a ``base``, is a ConfigError naming ``group._target_``."""
+    from hydra.utils import instantiate
+
+    target = node.get("_target_")
+    try:
+        built = instantiate({"_target_": target}, **constructor_keys(dict(node), own))
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(
+            f"config key `{group}._target_`: cannot build {target!r}: {type(cause).__name__}: "
+            f"{cause}. Check the class and its keys in the {group} config."
+        ) from exc
+    if not isinstance(built, base):
+        raise ConfigError(
+            f"config key `{group}._target_`: {target} built a {type(built).__name__}, not a "
+            f"{base.__module__.split('.')[0]}.{base.__name__}."
+        )
+    return built

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
 import lightning as L
-from hpo.config.targets import DATA_OWN_KEYS, constructor_keys
+from hpo.config.targets import DATA_OWN_KEYS, build_target
 from hpo.data.splits import holdout_split, make_folds
 from hpo.errors import ConfigError, DataError
 
@@ -95,25 +95,7 @@ class FoldPlan:
 
 def build_datamodule(data_cfg: Mapping[str, Any]) -> L.LightningDataModule:
     """Instantiate the configured DataModule (its constructor keys from the data node)."""
-    from hydra.utils import instantiate
-
-    target = data_cfg.get("_target_")
-    try:
-        module = instantiate(
-            {"_target_": target}, **constructor_keys(dict(data_cfg), DATA_OWN_KEYS)
-        )
-    except Exception as exc:
-        cause = exc.__cause__ or exc
-        raise ConfigError(
-            f"config key `data._target_`: cannot build {target!r}: {type(cause).__name__}: "
-            f"{cause}. Check the class and its keys in the data config."
-        ) from exc
-    if not isinstance(module, L.LightningDataModule):
-        raise ConfigError(
-            f"config key `data._target_`: {target} built a {type(module).__name__}, not a "
-            "lightning.LightningDataModule."
-        )
-    return module
+    return build_target(dict(data_cfg), DATA_OWN_KEYS, "data", L.LightningDataModule)
 
 
 def _overrides(module: L.LightningDataModule, name: str) -> bool:

@@ -60,20 +60,6 @@ def build_module(
 def build_lightning_module(model_cfg: dict[str, Any]) -> L.LightningModule:
     """Instantiate a user's LightningModule on the Lightning path: its constructor gets the
     model node's keys (less ``_target_`` and ``name``) and nothing else."""
-    from hpo.config.targets import MODEL_OWN_KEYS, constructor_keys
+    from hpo.config.targets import MODEL_OWN_KEYS, build_target
 
-    target = model_cfg.get("_target_")
-    try:
-        module = instantiate({"_target_": target}, **constructor_keys(dict(model_cfg), MODEL_OWN_KEYS))
-    except Exception as exc:
-        cause = exc.__cause__ or exc
-        raise ConfigError(
-            f"config key `model._target_`: cannot build {target!r}: {type(cause).__name__}: "
-            f"{cause}. Check the class and its keys in the model config."
-        ) from exc
-    if not isinstance(module, L.LightningModule):
-        raise ConfigError(
-            f"config key `model._target_`: {target} built a {type(module).__name__}, not a "
-            "lightning.LightningModule."
-        )
-    return module
+    return build_target(model_cfg, MODEL_OWN_KEYS, "model", L.LightningModule)

@@ -44,6 +44,7 @@ from hpo.config.schema import LIGHTNING_TRAINER_KEYS
 from hpo.data.datamodule import FoldPlan, ModuleData, fold_loaders
 from hpo.errors import ConfigError, TrialError
 from hpo.models.build import build_lightning_module
+from hpo.train.loop import EpochSummary
 
 log = logging.getLogger(__name__)
 STATE_FILE = "lockstep.pt"
@@ -243,18 +244,6 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-@dataclass
-class EpochReport:
-    """What one lockstep epoch reports (the same shape as the tabular engine's)."""
-
-    epoch: int
-    metrics: dict[str, float]
-    fold_metrics: dict[str, list[float]]
-    fold_best_epochs: list[int]
-    folds_active: int
-    finished: bool
-
-
 class LightningFolds:
     """The k folds of one trial, each a real ``lightning.Trainer`` fit, in lockstep.
 
@@ -284,8 +273,18 @@ class LightningFolds:
         self.root = Path(root)
         seed = int(cfg["seed"])
         quiet_lightning()
-        cuda = gpus > 0 and torch.cuda.is_available()
-        self.slots = max(1, min(int(gpus), torch.cuda.device_count())) if cuda and gpus >= 2 else 1
+        if gpus > 0 and not torch.cuda.is_available():
+            raise TrialError(
+                f"resources.gpus_per_trial={gpus} but torch sees no CUDA device here (a CPU "
+                "build of torch, or no GPU on this node); install a CUDA build or set it to 0."
+            )
+        cuda = gpus > 0
+        if gpus >= 2 and torch.cuda.device_count() < int(gpus):  # never silently fewer
+            raise TrialError(
+                f"resources.gpus_per_trial={gpus} but this trial sees "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+        self.slots = int(gpus) if gpus >= 2 else 1
         self.device = "cuda" if cuda else "cpu"
         saved = self._read_state(restore_dir) if restore_dir else None
         self.epoch = int(saved["epoch"]) if saved else 0
@@ -338,7 +337,7 @@ class LightningFolds:
     def finished(self) -> bool:
         return self.epoch >= self.max_epochs or all(r.stopped for r in self.records)
 
-    def run_epoch(self) -> EpochReport:
+    def run_epoch(self) -> EpochSummary:
         """Every active fold trains one more epoch; returns the lockstep report."""
         self.epoch += 1
         active = [i for i, r in enumerate(self.records) if not r.stopped]
@@ -401,7 +400,7 @@ class LightningFolds:
         run.thread.join()
         self.runs[fold] = None
 
-    def _report(self) -> EpochReport:
+    def _report(self) -> EpochSummary:
         names = sorted({n for r in self.records for n in (r.history[-1] if r.history else {})})
         names = [n for n in names if n != "epoch"]
         per_fold: dict[str, list[float]] = {n: [] for n in names}
@@ -416,7 +415,7 @@ class LightningFolds:
             mean = float(np.mean(values))
             metrics[name] = mean
             metrics[f"{name}_std"] = float(np.std(values))
-        return EpochReport(
+        return EpochSummary(
             epoch=self.epoch,
             metrics=metrics,
             fold_metrics=per_fold,

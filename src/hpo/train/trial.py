@@ -63,11 +63,21 @@ def run_trial(config: dict[str, Any], trial_data: TrialData, base_cfg: dict[str,
         with checkpoint.as_directory() as directory:
             state = torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=True)
         trainer.load_state_dict(state)
-    every = int(cfg["trainer"]["checkpoint_every"])
     # Where the trial runs; Ray nodes on one machine share an IP, so the node id tells them apart.
     placement = {"node_id": ray.get_runtime_context().get_node_id(), "device": str(trainer.device)}
-    while not trainer.finished:
-        summary = trainer.run_epoch()
+
+    def save(directory: str) -> None:
+        torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
+
+    report_epochs(trainer, int(cfg["trainer"]["checkpoint_every"]), placement, save)
+
+
+def report_epochs(engine, every: int, placement: dict[str, Any], save) -> None:
+    """Train ``engine`` epoch by epoch, reporting each epoch's fold summary to Tune, with a
+    checkpoint (``save(directory)``) every ``every`` epochs and at the end. Both engines'
+    summaries have one shape (fold means and stds, per-fold lists)."""
+    while not engine.finished:
+        summary = engine.run_epoch()
         report = {
             **summary.metrics,
             "epoch": summary.epoch,
@@ -79,7 +89,7 @@ def run_trial(config: dict[str, Any], trial_data: TrialData, base_cfg: dict[str,
         }
         if summary.finished or summary.epoch % every == 0:
             with tempfile.TemporaryDirectory() as directory:
-                torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
+                save(directory)
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(report)
@@ -119,26 +129,9 @@ def run_lightning_trial(config: dict[str, Any], plan: FoldPlan, base_cfg: dict[s
             cfg, data, plan, tune.get_context().get_trial_dir(), restore,
             gpus=float(resources["gpus_per_trial"]),
         )  # fmt: skip
-    every = int(cfg["trainer"]["checkpoint_every"])
     placement = {"node_id": ray.get_runtime_context().get_node_id(), "device": folds.device}
     try:
-        while not folds.finished:
-            summary = folds.run_epoch()
-            report = {
-                **summary.metrics,
-                "epoch": summary.epoch,
-                "folds_active": summary.folds_active,
-                "fold_best_epochs": summary.fold_best_epochs,
-                **{f"fold_{name}": values for name, values in summary.fold_metrics.items()},
-                FINISHED_KEY: summary.finished,
-                **placement,
-            }
-            if summary.finished or summary.epoch % every == 0:
-                with tempfile.TemporaryDirectory() as directory:
-                    folds.save(directory)
-                    tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
-            else:
-                tune.report(report)
+        report_epochs(folds, int(cfg["trainer"]["checkpoint_every"]), placement, folds.save)
     finally:  # ASHA stopped the trial (Tune ends it inside tune.report), or it failed
         folds.close()
 
