@@ -184,3 +184,23 @@ def test_search_space_keys_with_dots_can_be_dropped_or_set():
     assert "optim.lr" in cfg.search_space
     cfg, _ = compose_config(["search_space.optim.lr=interval(0.01, 0.1)"])
     assert cfg.search_space["optim.lr"] == "interval(0.01, 0.1)"
+
+
+def test_hydra_run_dir_sets_the_run_directory_and_other_hydra_keys_are_refused(tmp_path):
+    cfg, _ = compose_config([f"hydra.run.dir={tmp_path / 'here'}"])
+    assert cfg.run_dir == str(tmp_path / "here")
+    for override in ("hydra.job.chdir=true", "hydra.sweep.dir=x", "+hydra.verbose=true"):
+        with pytest.raises(ConfigError) as info:
+            compose_config([override])
+        assert override.lstrip("+").split("=")[0] in str(info.value)
+        assert "hydra.run.dir" in str(info.value)
+
+
+def test_sweep_help_lists_the_real_config_groups_and_keys(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    out = capsys.readouterr().out
+    for group, options in GROUPS.items():
+        line = next(x for x in out.splitlines() if x.strip().startswith(group + " "))
+        assert all(option in line for option in options)
+    assert "test_size" in out and "resources" in out

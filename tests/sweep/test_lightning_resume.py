@@ -19,7 +19,7 @@ from hpo.sweep.resume import resume_sweep
 pytestmark = pytest.mark.slow
 SRC = Path(__file__).resolve().parents[2] / "src"
 TESTS = Path(__file__).resolve().parents[1]
-BUDGET, EPOCHS = 4, 6
+BUDGET, EPOCHS = 3, 4
 SWEEP = [
     "model=lightning", "model._target_=lightning_models.LitDigits",
     "data=lightning", "data._target_=lightning_models.NoTestDigits",

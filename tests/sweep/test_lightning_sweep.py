@@ -20,6 +20,25 @@ pytestmark = pytest.mark.slow
 FOLDS = 3
 
 
+def read_scalars(folder: Path) -> dict[tuple[str, int], float]:
+    """Every scalar in a TensorBoard event folder, read back from the TFRecord files."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    found = {}
+    for path in folder.glob("events.out.tfevents.*"):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                found[(value.tag, event.step)] = value.simple_value
+    return found
+
+
 def lightning_overrides(tmp_path: Path, *extra: str) -> list[str]:
     calls = tmp_path / "callback_calls.jsonl"
     return [
@@ -99,6 +118,16 @@ def test_plain_lightning_code_sweeps_with_asha_on_the_fold_mean(tmp_path, capsys
         rivals = reported[(reported["epoch"] == last["epoch"]) & (reported["trial_id"] != trial_id)]
         assert (rivals["val_acc"] > last["val_acc"]).any()
     assert not reported.duplicated(["trial_id", "epoch"]).any()
+
+    # TensorBoard: every trial's fold means and per-fold values, as trials.parquet has them.
+    for trial_id, group in reported.groupby("trial_id"):
+        scalars = read_scalars(run / "tensorboard" / f"trial_{trial_id}")
+        for row in group.itertuples():
+            assert scalars[("val_acc/mean", row.epoch)] == pytest.approx(row.val_acc, rel=1e-6)
+            assert scalars[("val_acc/fold_2", row.epoch)] == pytest.approx(
+                row.fold_val_acc[2], rel=1e-6
+            )
+    assert list((run / "tensorboard").glob("trial_*/hparams/events.out.tfevents.*"))
 
     # The export: a refit module, a weights-only checkpoint, ONNX, the report, test metrics.
     best = run / "best"

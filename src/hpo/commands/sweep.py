@@ -9,11 +9,38 @@ NAME = "sweep"
 HELP = "run a sweep (Hydra overrides after the command)"
 
 
+def config_help() -> str:
+    """The config groups with their options, and the top-level keys, read from hpo's conf/."""
+    from omegaconf import OmegaConf
+
+    from hpo.config.compose import conf_dir
+
+    conf = conf_dir()
+    lines = ["config groups (GROUP=OPTION; add your own with --config-dir DIR):"]
+    for group in sorted(p for p in conf.iterdir() if p.is_dir()):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        lines.append(f"  {group.name:<13} {', '.join(options)}")
+    top = OmegaConf.load(conf / "config.yaml")
+    keys = [k for k in top if k != "defaults"]
+    lines.append("top-level keys (KEY=VALUE, KEY.SUBKEY=VALUE; `--cfg job` prints them all):")
+    lines.append("  " + ", ".join(keys))
+    lines.append(
+        "sweep a key: 'optim.lr=tag(log, interval(1e-4, 1e-2))', 'model.hidden_dim=choice(64,128)'"
+    )
+    lines.append("run directory: run_dir=DIR (or hydra.run.dir=DIR); README: Config reference")
+    return "\n".join(lines)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = config_help()
     parser.add_argument(
         "--cfg", choices=["job"], help="print the composed config (with the search space) and exit"
     )
-    parser.add_argument("--config-dir", help="a conf/ directory to use instead of hpo's own")
+    parser.add_argument(
+        "--config-dir",
+        help="a directory of config groups put ahead of hpo's own conf/ on the search path",
+    )
     parser.add_argument(
         "overrides",
         nargs="*",

@@ -65,6 +65,7 @@ def compose_config(
         the CLI sweeps) and the sweep expressions by key as given.
     """
     plain, sweeps = split_overrides(overrides)
+    plain = _hydra_overrides(plain)
     # `search_space.optim.lr=...` names a key of the space whose own name has dots; Hydra
     # would read it as a nested path, so these overrides are applied to the node here.
     space_edits = {}
@@ -96,6 +97,32 @@ def compose_config(
         ):
             OmegaConf.update(cfg, key, None, force_add=True)
     return validate_config(cfg), sweeps
+
+
+# Hydra's own settings that mean something for hpo; any other `hydra.*` is refused, never
+# silently ignored (hpo composes the config with Hydra's compose API and runs no Hydra job).
+HYDRA_RUN_DIR = "hydra.run.dir"
+HYDRA_HONOURED = (HYDRA_RUN_DIR,)
+
+
+def _hydra_overrides(plain: list[str]) -> list[str]:
+    """``hydra.run.dir=DIR`` sets the run directory (hpo's ``run_dir``); any other
+    ``hydra.*`` override fails naming it."""
+    kept = []
+    for text in plain:
+        key, _, value = text.partition("=")
+        bare = key.lstrip("+~")
+        if not bare.startswith("hydra.") and bare != "hydra":
+            kept.append(text)
+        elif bare == HYDRA_RUN_DIR:
+            kept.append(f"run_dir={value}")
+        else:
+            raise ConfigError(
+                f"`{bare}`: hpo composes its config with Hydra but runs no Hydra job, so this "
+                f"setting would be ignored; hpo honours only {', '.join(HYDRA_HONOURED)} (the run "
+                "directory, the same as run_dir=DIR). Add config groups with --config-dir DIR."
+            )
+    return kept
 
 
 def _compose(overrides: list[str], config_dir: str | Path | None) -> DictConfig:

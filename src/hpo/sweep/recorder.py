@@ -88,6 +88,7 @@ class TrialRecorder(Callback):
         self.started = time.monotonic()
         self._last: dict[str, dict] = {}
         self._ended: set[str] = set()  # trials whose end was written (before a resume too)
+        self._running: set[str] = set()  # started and not ended: the progress line's count
         self._load_existing()
 
     def __getstate__(self) -> dict:
@@ -122,6 +123,7 @@ class TrialRecorder(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.status.setdefault(trial.trial_id, STATUS_RUNNING)
+        self._running.add(trial.trial_id)
         self._write(
             {
                 "event": "start",
@@ -176,6 +178,7 @@ class TrialRecorder(Callback):
             # snapshot: Tune resumed it from its final checkpoint and it ended again.
             return
         self._ended.add(trial.trial_id)
+        self._running.discard(trial.trial_id)
         self.status[trial.trial_id] = status
         self._write(
             {
@@ -188,8 +191,7 @@ class TrialRecorder(Callback):
             }
         )
         if self.stream is not None:
-            running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)
-            print(self.progress_line(running), file=self.stream, flush=True)
+            print(self.progress_line(len(self._running)), file=self.stream, flush=True)
         if self.on_trial_end is not None:
             self.on_trial_end()
 

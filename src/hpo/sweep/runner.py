@@ -43,6 +43,7 @@ from hpo.sweep.results import (
     write_trials,
 )
 from hpo.sweep.storage import TUNE_DIR, RunLocation
+from hpo.sweep.tensorboard import TensorBoardWriter
 from hpo.train.lightning_plan import plan_lightning
 from hpo.train.metrics import metric_names
 from hpo.train.trial import TRIAL_FUNCTIONS, engine_name
@@ -290,7 +291,7 @@ def sweep_callbacks(
         on_trial_end=(lambda: location.upload(ROWS_FILE)) if location.uri else None,
         metric_names=names,
     )
-    callbacks = [recorder]
+    callbacks = [recorder, TensorBoardWriter(location.local, cfg.metric, cfg.mode, names)]
     if isinstance(scheduler, ResumableASHA):
         callbacks.append(SchedulerState(scheduler))
     return callbacks
