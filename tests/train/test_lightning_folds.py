@@ -135,8 +135,10 @@ def test_bad_lightning_input_fails_in_one_line_before_ray_and_writes_nothing(
 
 
 def test_trainer_keys_reach_every_folds_real_trainer(tmp_path):
+    logs = tmp_path / "csv_logs"
     plain, data, plan = setup_folds(
         tmp_path, "lightning_models.LitDigits", "trainer.accumulate_grad_batches=2",
+        f"trainer.logger={{_target_: lightning.pytorch.loggers.CSVLogger, save_dir: '{logs}'}}",
         "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=0.5",
         "trainer.limit_train_batches=3", "trainer.max_epochs=1",
     )  # fmt: skip
@@ -151,6 +153,9 @@ def test_trainer_keys_reach_every_folds_real_trainer(tmp_path):
     finally:
         folds.close()
     assert report.finished and report.epoch == 1 and report.folds_active == 0
+    # the user's logger from config, one per fold, wrote what the module logged
+    written = sorted(logs.glob("lightning_logs/version_*/metrics.csv"))
+    assert len(written) == 3 and all("val_acc" in p.read_text() for p in written)
 
 
 @pytest.mark.gpu
