@@ -240,8 +240,8 @@ def test_a_column_recorded_after_the_outcome_stands_out_with_its_scores(table_cf
     prepared = inspect_data(table_cfg(_follow_up_table()))
     check = fired(prepared)["leakage"]
     assert check.status == "warning"
-    assert (
-        list(check.columns) == ["follow_up_days"] and check.columns["follow_up_days"].startswith("suspect AUC")
+    assert list(check.columns) == ["follow_up_days"] and check.columns["follow_up_days"].startswith(
+        "suspect AUC"
     )
     ranking = check.ranking
     assert [r["column"] for r in ranking][0] == "follow_up_days"

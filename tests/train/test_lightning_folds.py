@@ -164,7 +164,9 @@ def test_folds_train_on_the_gpu_and_in_parallel_on_several(tmp_path):
     import torch
 
     gpus = min(2, torch.cuda.device_count())
-    plain, data, plan = setup_folds(tmp_path, "lightning_models.LitDigits", "trainer.precision=16-mixed")
+    plain, data, plan = setup_folds(
+        tmp_path, "lightning_models.LitDigits", "trainer.precision=16-mixed"
+    )
     folds = LightningFolds(plain, data, plan, tmp_path, gpus=float(gpus))
     try:
         assert folds.device == "cuda" and folds.slots == (gpus if gpus >= 2 else 1)

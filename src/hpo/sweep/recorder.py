@@ -141,11 +141,16 @@ class TrialRecorder(Callback):
             "params": trial.config,
         }
         for key, value in result.items():
-            if key.startswith(("val_", "train_", "fold_")) or key in self.keep or key in (
-                "epoch",
-                "folds_active",
-                FINISHED_KEY,
-                *_KEEP,
+            if (
+                key.startswith(("val_", "train_", "fold_"))
+                or key in self.keep
+                or key
+                in (
+                    "epoch",
+                    "folds_active",
+                    FINISHED_KEY,
+                    *_KEEP,
+                )
             ):
                 row[key] = value
         self._last[trial.trial_id] = row

@@ -91,7 +91,11 @@ def select_best(
     metrics = {
         c: _scalar(row[c])
         for c in frame.columns
-        if (c.startswith(("val_", "train_")) or c in means or (c.endswith("_std") and c[: -len("_std")] in means))
+        if (
+            c.startswith(("val_", "train_"))
+            or c in means
+            or (c.endswith("_std") and c[: -len("_std")] in means)
+        )
         and not isinstance(row[c], (list, np.ndarray))
     }
     return {

@@ -178,9 +178,7 @@ def resume_sweep(
             raise HPOError(f"cannot resume {location.display}: {exc}") from exc
         tune_config, run_config = restored_parts(tuner)
         scheduler = tune_config.scheduler
-        run_config.callbacks = sweep_callbacks(
-            cfg, location, num_samples, scheduler, stream, names
-        )
+        run_config.callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream, names)
         fit_tuner(tuner, cfg, location, num_samples)
     finally:
         if owns_ray:
