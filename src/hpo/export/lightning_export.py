@@ -3,7 +3,8 @@ DataModule) into RUN_DIR/best, with its report.
 
 Refit: one module with the best hyperparameters, trained with the same Trainer settings
 (and the user's callbacks) on every non-test row for the median of the folds'
-early-stopping epochs (no rows are left to stop on). Then, into a staging folder renamed
+early-stopping epochs (no rows are left to stop on; its validation loop runs on its own
+training rows, so that monitored schedulers work). Then, into a staging folder renamed
 to ``best/`` at the end (a half-written export is never ``best/``): the Lightning
 checkpoint (``model.ckpt``, checked to load with ``torch.load(weights_only=True)``), the
 resolved config, ONNX when ``to_onnx`` works for the module (else the reason, in the
@@ -170,12 +171,16 @@ def export_lightning_best(
     gpu = float(cfg.resources.gpus_per_trial) > 0 and torch.cuda.is_available()
     tcfg = {**plain["trainer"], "max_epochs": epochs}
     kwargs = trainer_kwargs(tcfg, str(staging / "lightning"), "gpu" if gpu else "cpu", 1)
-    kwargs.update(limit_val_batches=0, enable_checkpointing=False)
+    kwargs.update(enable_checkpointing=False)
     callbacks = instantiate_specs(plain["trainer"].get("callbacks") or [], "callbacks")
     trainer = L.Trainer(**kwargs, callbacks=callbacks)
     train_loader = rows_loader(data.dataset, plan.rest_rows, data.train_loader, True, seed)
+    # No rows are left to validate on: the refit validates on its own training rows (with
+    # evaluation transforms), so that schedulers and callbacks that monitor a validation
+    # metric (ReduceLROnPlateau on val_loss) run as in the folds. Never on the test rows.
+    own_rows = rows_loader(data.eval_dataset, plan.rest_rows, data.eval_loader, False)
     fit_started = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train_loader)
+    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=own_rows)
     fit_s = time.perf_counter() - fit_started
     refit_train = scalar_metrics(dict(trainer.callback_metrics))
 
