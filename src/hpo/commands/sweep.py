@@ -37,7 +37,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_and_summarize(result, cfg) -> int:
-    """Export the best trial into RUN_DIR/best and print the summary (sweep and resume)."""
+    """Export the best trial into RUN_DIR/best and print the summary (sweep and resume),
+    then release the run directory's claim (hpo.sweep.lock) that the sweep took."""
+    from hpo.sweep.lock import release_run_dir
+
+    try:
+        return _export_and_summarize(result, cfg)
+    finally:
+        release_run_dir(result.run_dir)
+
+
+def _export_and_summarize(result, cfg) -> int:
     from hpo.export.lightning_export import export_lightning_best
     from hpo.export.pipeline import export_best
     from hpo.sweep.storage import upload_results

@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 from omegaconf import DictConfig
 
 from hpo.errors import ConfigError, HPOError
+from hpo.sweep.lock import claim_run_dir
 
 TUNE_DIR = "tune"
 TUNER_STATE = "tuner.pkl"  # written by Ray Tune when the Tuner is built
@@ -84,22 +85,29 @@ class RunLocation:
             return cls._new_remote(str(target), exact=True)
         if target:
             path = Path(target).expanduser().resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            lock = claim_run_dir(path, "hpo sweep")  # a running sweep is named first
             if (path / TUNE_DIR).exists():
+                lock.release()
                 raise ConfigError(
                     f"config key `run_dir`: {path} already holds a sweep; finish it with "
                     f"`hpo resume {path}` or choose another directory."
                 )
-            path.mkdir(parents=True, exist_ok=True)
             return cls(path)
         stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         if is_uri(cfg.output_dir):
             return cls._new_remote(f"{str(cfg.output_dir).rstrip('/')}/{cfg.name}/{stamp}")
         base = Path(cfg.output_dir).expanduser().resolve() / cfg.name / stamp
+        base.parent.mkdir(parents=True, exist_ok=True)
         path, n = base, 1
-        while path.exists():
-            path = base.with_name(f"{stamp}_{n}")
-            n += 1
-        path.mkdir(parents=True)
+        while True:  # mkdir is the test: two sweeps started in the same second differ
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                path = base.with_name(f"{stamp}_{n}")
+                n += 1
+        claim_run_dir(path, "hpo sweep")
         return cls(path)
 
     @classmethod
