@@ -26,15 +26,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output", "-o", required=True, help="where to write predictions (.csv or .parquet)"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --output if it exists (never INPUT, never a file of MODEL_DIR)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="onnxruntime threads (default: all cores)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from hpo.export.lightning_predict import is_lightning_export, predict_lightning
+    from hpo.paths import new_output_file
 
+    # Before anything is loaded: nothing is overwritten unasked, the input and the
+    # model's own files never.
+    inputs = [args.input] if args.input else []
+    new_output_file(args.output, "--output", args.overwrite, inputs, [args.model_dir])
     if is_lightning_export(args.model_dir):
-        path, rows = predict_lightning(args.model_dir, args.output, args.input)
+        path, rows = predict_lightning(
+            args.model_dir, args.output, args.input, overwrite=args.overwrite
+        )
         print(f"hpo: {rows} predictions written to {path}")
         return 0
     if args.input is None:

