@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,26 @@ def test_predict_never_writes_onto_its_input_or_into_the_model_dir(tiny_run, vic
     assert code == 2 and err.count("\n") == 1
     assert ("is the input file" if victim == "input" else "inside the model directory") in err
     assert (target.read_bytes() if target.exists() else None) == before
+
+
+def test_the_export_is_sealed_and_predict_refuses_a_model_dir_it_cannot_trust(tiny_run, tmp_path):
+    run_dir, rows = tiny_run
+    assert not (run_dir / "best.partial").exists()
+    listed = json.loads((run_dir / "best" / "complete.json").read_text())["files"]
+    assert {"model.onnx", "model.json", "preprocessing.json", "report.json"} <= set(listed)
+
+    def refused(model_dir: Path, why: str) -> None:
+        code, _, err = predict(str(model_dir), str(rows), "--output", str(tmp_path / "p.csv"))
+        assert code == 2 and err.count("\n") == 1 and why in err, err
+        assert "hpo resume RUN_DIR" in err and not (tmp_path / "p.csv").exists()
+
+    unsealed = shutil.copytree(run_dir / "best", tmp_path / "unsealed")
+    (unsealed / "complete.json").unlink()  # as a kill before the rename leaves best.partial
+    refused(unsealed, "not a complete export")
+    cut = shutil.copytree(run_dir / "best", tmp_path / "cut")
+    onnx = (cut / "model.onnx").read_bytes()
+    (cut / "model.onnx").write_bytes(onnx[: len(onnx) // 2])
+    refused(cut, f"model.onnx is {len(onnx) // 2} bytes, the export wrote {len(onnx)}")
+    gone = shutil.copytree(run_dir / "best", tmp_path / "gone")
+    (gone / "preprocessing.json").unlink()
+    refused(gone, "preprocessing.json is missing")

@@ -10,6 +10,11 @@ if TYPE_CHECKING:
 
     from hpo.export.predictor import ExportedModel
 
+# What each kind of export loads; `hpo predict` refuses a model directory whose export did
+# not list them complete (hpo.export.staging).
+MODEL_FILES = ("model.json", "preprocessing.json", "model.onnx")
+LIGHTNING_FILES = ("model.json", "config.yaml", "model.ckpt")
+
 NAME = "predict"
 HELP = "predict with an exported model (RUN_DIR/best) on CSV or Parquet rows"
 
@@ -37,13 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hpo.export.lightning_predict import is_lightning_export, predict_lightning
+    from hpo.export.staging import check_complete
     from hpo.paths import new_output_file
 
     # Before anything is loaded: nothing is overwritten unasked, the input and the
     # model's own files never.
     inputs = [args.input] if args.input else []
     new_output_file(args.output, "--output", args.overwrite, inputs, [args.model_dir])
-    if is_lightning_export(args.model_dir):
+    lightning = is_lightning_export(args.model_dir)
+    check_complete(args.model_dir, LIGHTNING_FILES if lightning else MODEL_FILES)
+    if lightning:
         path, rows = predict_lightning(
             args.model_dir, args.output, args.input, overwrite=args.overwrite
         )

@@ -50,6 +50,7 @@ def export_and_summarize(result, cfg) -> int:
 def _export_and_summarize(result, cfg) -> int:
     from hpo.export.lightning_export import export_lightning_best
     from hpo.export.pipeline import export_best
+    from hpo.export.staging import ExportInterrupted
     from hpo.sweep.storage import upload_results
     from hpo.sweep.summary import print_summary
     from hpo.train.trial import engine_name
@@ -60,6 +61,8 @@ def _export_and_summarize(result, cfg) -> int:
     export = export_lightning_best if engine_name(cfg) == "lightning" else export_best
     try:
         exported = export(result.run_dir, result.prepared, sweep_wall_s=result.wall_s)
+    except KeyboardInterrupt:  # best/ is untouched (hpo.export.staging)
+        raise ExportInterrupted(result.extra.get("storage", str(result.run_dir))) from None
     except Exception:
         print_summary(result, cfg)  # the sweep's results stand even if the export fails
         raise

@@ -31,6 +31,7 @@ from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
 from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
 from hpo.sweep.asha import ResumableASHA, SchedulerState
+from hpo.sweep.interrupts import tune_handlers_undone
 from hpo.sweep.lock import release_run_dir
 from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch, TuneDrivenGridSampler
 from hpo.sweep.recorder import TrialRecorder
@@ -345,7 +346,8 @@ def fit_tuner(tuner: tune.Tuner, cfg: DictConfig, location: RunLocation, num_sam
     normally, so an interrupt shows as trials left unfinished.
     """
     try:
-        grid = tuner.fit()
+        with tune_handlers_undone():  # a Ctrl-C after the fit is not swallowed
+            grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last snapshot may be older
         raise SweepInterrupted(location.display) from None
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
