@@ -18,8 +18,7 @@ FIXES = {
     errno.EACCES: "make it writable (chmod/chown) or choose another path",
     errno.EPERM: "make it writable (chmod/chown) or choose another path",
     errno.EROFS: "the filesystem is read-only: choose a path on a writable one",
-    errno.ENOSPC: "the disk is full: free space (or choose a path on another disk); "
-    "a sweep's run directory can then be finished with `hpo resume RUN_DIR`",
+    errno.ENOSPC: "the disk is full: free space or choose a path on another disk",
     errno.EDQUOT: "the disk quota is exhausted: free space or choose another path",
     errno.ENOTDIR: "a file stands where a directory should be: move it or choose another path",
     errno.EISDIR: "a directory stands where a file should be: move it or choose another path",
@@ -30,10 +29,28 @@ FIXES = {
 
 def os_error_line(exc: OSError, path: str | Path | None = None, what: str = "") -> str:
     """One line for an OS error: what failed, on which path, why, and the fix."""
-    target = path if path is not None else (exc.filename or "?")
+    target = path if path is not None else (exc.filename or "a file hpo was writing")
     fix = FIXES.get(exc.errno, "check the path and its permissions")
     reason = exc.strerror or type(exc).__name__
     return f"{what + ' ' if what else ''}{target}: {reason}; {fix}."
+
+
+def os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError that caused ``exc`` (Ray Tune wraps a callback's in a TuneError)."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def raise_for_os_error(exc: BaseException, what: str, then: str = "") -> None:
+    """Raise one HPOError line if an OSError caused ``exc``; return otherwise."""
+    cause = os_error_in(exc)
+    if cause is not None:
+        raise HPOError(f"{what}: {os_error_line(cause)}{' ' + then if then else ''}") from exc
 
 
 @contextlib.contextmanager
@@ -118,4 +135,6 @@ def new_output_file(
         raise HPOError(
             f"{option} {path} exists; pass --overwrite to replace it, or choose a new path."
         )
+    if not path.exists():  # replacing a file needs its own permission, not the folder's
+        writable_dir(path.parent, option)
     return path

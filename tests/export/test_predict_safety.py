@@ -84,3 +84,11 @@ def test_the_export_is_sealed_and_predict_refuses_a_model_dir_it_cannot_trust(ti
     gone = shutil.copytree(run_dir / "best", tmp_path / "gone")
     (gone / "preprocessing.json").unlink()
     refused(gone, "preprocessing.json is missing")
+
+
+def test_a_full_disk_while_writing_predictions_is_one_line(tiny_run):
+    run_dir, rows = tiny_run
+    # /dev/full fails every write with ENOSPC, as a full disk does.
+    code, _, err = predict(str(run_dir / "best"), str(rows), "-o", "/dev/full", "--overwrite")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--output /dev/full: No space left on device; the disk is full" in err

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hpo.export.lightning_predict import is_lightning_export, predict_lightning
     from hpo.export.staging import check_complete
-    from hpo.paths import new_output_file
+    from hpo.paths import new_output_file, os_errors
 
     # Before anything is loaded: nothing is overwritten unasked, the input and the
     # model's own files never.
@@ -52,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
     lightning = is_lightning_export(args.model_dir)
     check_complete(args.model_dir, LIGHTNING_FILES if lightning else MODEL_FILES)
     if lightning:
-        path, rows = predict_lightning(
-            args.model_dir, args.output, args.input, overwrite=args.overwrite
-        )
+        with os_errors(args.output, "--output"):
+            path, rows = predict_lightning(
+                args.model_dir, args.output, args.input, overwrite=args.overwrite
+            )
         print(f"hpo: {rows} predictions written to {path}")
         return 0
     if args.input is None:
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
             f"({shown}); they are treated as missing and imputed, as in training."
         )
     predictions = model.predict_cleaned(cleaned)
-    path = write_predictions(predictions, args.output)
+    with os_errors(args.output, "--output"):  # a full disk, say
+        path = write_predictions(predictions, args.output)
     print(f"hpo: {len(predictions)} predictions ({model.task}) written to {path}")
     if model.target and model.target in rows.columns:
         _score(model, rows[model.target], predictions)

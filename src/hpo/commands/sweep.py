@@ -48,9 +48,11 @@ def export_and_summarize(result, cfg) -> int:
 
 
 def _export_and_summarize(result, cfg) -> int:
+    from hpo.errors import HPOError
     from hpo.export.lightning_export import export_lightning_best
     from hpo.export.pipeline import export_best
     from hpo.export.staging import ExportInterrupted
+    from hpo.paths import os_error_line
     from hpo.sweep.storage import upload_results
     from hpo.sweep.summary import print_summary
     from hpo.train.trial import engine_name
@@ -63,6 +65,12 @@ def _export_and_summarize(result, cfg) -> int:
         exported = export(result.run_dir, result.prepared, sweep_wall_s=result.wall_s)
     except KeyboardInterrupt:  # best/ is untouched (hpo.export.staging)
         raise ExportInterrupted(result.extra.get("storage", str(result.run_dir))) from None
+    except OSError as exc:  # a full disk, say; best/ is untouched
+        print_summary(result, cfg)
+        raise HPOError(
+            f"the export failed: {os_error_line(exc)} best/ is unchanged; export again with "
+            f"`hpo resume {result.run_dir}`."
+        ) from exc
     except Exception:
         print_summary(result, cfg)  # the sweep's results stand even if the export fails
         raise

@@ -29,6 +29,7 @@ from hpo.cluster import node_resources, start_ray, stop_ray
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
+from hpo.paths import os_errors, raise_for_os_error
 from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
 from hpo.sweep.asha import ResumableASHA, SchedulerState
 from hpo.sweep.interrupts import tune_handlers_undone
@@ -226,7 +227,8 @@ def run_sweep(
     location = RunLocation.create(cfg, run_dir)  # claims it: hpo.sweep.lock
     try:
         run_dir = location.local
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        with os_errors(run_dir / "config.yaml"):  # a full disk shows here, before Ray
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         location.upload()
         if stream is not None:
             print(
@@ -237,7 +239,8 @@ def run_sweep(
                 flush=True,
             )
         if isinstance(prepared, PreparedData):
-            report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings printed
+            with os_errors(run_dir):
+                report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings
         owns_ray = start_ray(cfg.cluster)
         try:
             concurrent = check_resources(cfg)
@@ -350,6 +353,10 @@ def fit_tuner(tuner: tune.Tuner, cfg: DictConfig, location: RunLocation, num_sam
             grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last snapshot may be older
         raise SweepInterrupted(location.display) from None
+    except Exception as exc:  # a full disk on the driver: one line, not Tune's traceback
+        resume = f"`hpo resume {shlex.quote(location.display)}`"
+        raise_for_os_error(exc, "the sweep stopped", f"Then finish it with {resume}.")
+        raise
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
     if unfinished or (cfg.budget.time_budget_s is None and len(grid) < num_samples):
         raise SweepInterrupted(location.display)

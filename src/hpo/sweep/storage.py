@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 from omegaconf import DictConfig
 
 from hpo.errors import ConfigError, HPOError
+from hpo.paths import os_errors, writable_dir
 from hpo.sweep.lock import claim_run_dir
 
 TUNE_DIR = "tune"
@@ -84,8 +85,7 @@ class RunLocation:
         if target and is_uri(target):
             return cls._new_remote(str(target), exact=True)
         if target:
-            path = Path(target).expanduser().resolve()
-            path.mkdir(parents=True, exist_ok=True)
+            path = writable_dir(target, "config key `run_dir`").resolve()
             lock = claim_run_dir(path, "hpo sweep")  # a running sweep is named first
             if (path / TUNE_DIR).exists():
                 lock.release()
@@ -98,13 +98,16 @@ class RunLocation:
         if is_uri(cfg.output_dir):
             return cls._new_remote(f"{str(cfg.output_dir).rstrip('/')}/{cfg.name}/{stamp}")
         base = Path(cfg.output_dir).expanduser().resolve() / cfg.name / stamp
-        base.parent.mkdir(parents=True, exist_ok=True)
+        writable_dir(base.parent, "config key `output_dir`")
         path, n = base, 1
         while True:  # mkdir is the test: two sweeps started in the same second differ
             try:
-                path.mkdir()
+                with os_errors(path, "config key `output_dir`"):
+                    path.mkdir()
                 break
-            except FileExistsError:
+            except HPOError as exc:
+                if not isinstance(exc.__cause__, FileExistsError):
+                    raise
                 path = base.with_name(f"{stamp}_{n}")
                 n += 1
         claim_run_dir(path, "hpo sweep")
