@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cfg == "job":
         print(OmegaConf.to_yaml(cfg, resolve=True), end="")
         return 0
+    from hpo.loopback import keep_embedded_ray_on_loopback
+
+    keep_embedded_ray_on_loopback(cfg.cluster.address)  # before Ray is imported
     from hpo.sweep import run_sweep
 
     # The current stdout, not one bound when hpo.sweep was imported (Tune pickles it).
