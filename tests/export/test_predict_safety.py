@@ -92,3 +92,34 @@ def test_a_full_disk_while_writing_predictions_is_one_line(tiny_run):
     code, _, err = predict(str(run_dir / "best"), str(rows), "-o", "/dev/full", "--overwrite")
     assert code == 2 and err.count("\n") == 1, err
     assert "--output /dev/full: No space left on device; the disk is full" in err
+
+
+def reseal(model_dir: Path) -> None:
+    """Rewrite complete.json for the files as they are now (as whoever crafted them could)."""
+    seal = json.loads((model_dir / "complete.json").read_text())
+    seal["files"] = {name: (model_dir / name).stat().st_size for name in seal["files"]}
+    (model_dir / "complete.json").write_text(json.dumps(seal))
+
+
+@pytest.mark.parametrize("craft", ["layout", "onehot"])
+def test_a_crafted_preprocessing_width_is_refused_before_allocating(tiny_run, tmp_path, craft):
+    run_dir, rows = tiny_run
+    crafted = shutil.copytree(run_dir / "best", tmp_path / "crafted")
+    document = json.loads((crafted / "preprocessing.json").read_text())
+    spec = document["inputs"][0]
+    produced = len(spec["blocks"][0]["kept"])
+    if craft == "layout":  # a fold-model's layout 3e6 wide: 30 rows x 3e6 float64 = 720 MB
+        spec["positions"], spec["width"] = list(range(produced)), 3_000_000
+    else:  # a categorical block with a one-hot width of 3e6
+        spec["blocks"].append(
+            {"kind": "categorical", "columns": [document["columns"][0]["name"]],
+             "impute": ["a"], "encodings": [{"kind": "onehot", "width": 3_000_000,
+                                             "codes": {"a": 0}}]}
+        )  # fmt: skip
+    (crafted / "preprocessing.json").write_text(json.dumps(document))
+    reseal(crafted)
+    code, _, err = predict(str(crafted), str(rows), "--output", str(tmp_path / "p.csv"))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "preprocessing.json: input 'features'" in err and "export the model again" in err
+    assert "3000000" in err
+    assert not (tmp_path / "p.csv").exists()
