@@ -46,6 +46,7 @@ from hpo.sweep.results import (
     write_trials,
 )
 from hpo.sweep.storage import TUNE_DIR, RunLocation
+from hpo.sweep.tune_log import tune_log_to
 from hpo.train.lightning_plan import plan_lightning
 from hpo.train.metrics import metric_names
 from hpo.train.trial import TRIAL_FUNCTIONS, engine_name
@@ -349,7 +350,7 @@ def fit_tuner(tuner: tune.Tuner, cfg: DictConfig, location: RunLocation, num_sam
     normally, so an interrupt shows as trials left unfinished.
     """
     try:
-        with tune_handlers_undone():  # a Ctrl-C after the fit is not swallowed
+        with tune_handlers_undone(), tune_log_to(location.local):  # (their docstrings)
             grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last snapshot may be older
         raise SweepInterrupted(location.display) from None
