@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from hpo.commands import COMMAND_MODULES
 from hpo.errors import HPOError
+from hpo.paths import os_error_line
 
 
 def _debug() -> bool:
@@ -65,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 141  # 128 + SIGPIPE, what a shell reports for a command cut off this way
+    except OSError as exc:  # one that no command turned into an HPOError
+        if args.debug or _debug():
+            traceback.print_exc()
+        print(f"hpo: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:  # hpo.sweep.runner.SweepInterrupted says how to resume
         print(f"hpo: interrupted; {exc}" if str(exc) else "hpo: interrupted", file=sys.stderr)
         return 130

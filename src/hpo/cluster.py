@@ -99,13 +99,25 @@ class Token:
     source: str  # where it came from, for error messages (never the token itself)
 
 
+def _read_token(path: Path, source: str) -> Token:
+    """The token in ``path``; a warning when other users can read the file."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        print(
+            f"hpo: warning: the token file {path} is readable by other users (mode "
+            f"{oct(mode & 0o777)}); make it private: chmod 600 {path}",
+            file=sys.stderr,
+        )
+    return Token(path.read_text().strip() or None, source)
+
+
 def resolve_token(token_file: str | None = None) -> Token:
     """The cluster's auth token: ``--token-file``, else where Ray itself looks."""
     if token_file:
         path = Path(token_file).expanduser()
         if not path.is_file():
             raise HPOError(f"--token-file {token_file}: no such file; {TOKEN_HELP}.")
-        return Token(path.read_text().strip() or None, f"--token-file {token_file}")
+        return _read_token(path, f"--token-file {token_file}")
     if os.environ.get("RAY_AUTH_TOKEN"):
         return Token(os.environ["RAY_AUTH_TOKEN"].strip(), "RAY_AUTH_TOKEN")
     env_path = os.environ.get("RAY_AUTH_TOKEN_PATH")
@@ -113,10 +125,10 @@ def resolve_token(token_file: str | None = None) -> Token:
         path = Path(env_path).expanduser()
         if not path.is_file():
             raise HPOError(f"RAY_AUTH_TOKEN_PATH={env_path}: no such file; {TOKEN_HELP}.")
-        return Token(path.read_text().strip() or None, f"RAY_AUTH_TOKEN_PATH={env_path}")
+        return _read_token(path, f"RAY_AUTH_TOKEN_PATH={env_path}")
     default = Path.home() / ".ray" / "auth_token"
     if default.is_file():
-        return Token(default.read_text().strip() or None, str(default))
+        return _read_token(default, str(default))
     return Token(None, "no token")
 
 

@@ -10,6 +10,11 @@ if TYPE_CHECKING:
 
     from hpo.export.predictor import ExportedModel
 
+# What each kind of export loads; `hpo predict` refuses a model directory whose export did
+# not list them complete (hpo.export.staging).
+MODEL_FILES = ("model.json", "preprocessing.json", "model.onnx")
+LIGHTNING_FILES = ("model.json", "config.yaml", "model.ckpt")
+
 NAME = "predict"
 HELP = "predict with an exported model (RUN_DIR/best) on CSV or Parquet rows"
 
@@ -26,15 +31,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output", "-o", required=True, help="where to write predictions (.csv or .parquet)"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --output if it exists (never INPUT, never a file of MODEL_DIR)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="onnxruntime threads (default: all cores)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from hpo.export.lightning_predict import is_lightning_export, predict_lightning
+    from hpo.export.staging import check_complete
+    from hpo.paths import new_output_file, os_errors
 
-    if is_lightning_export(args.model_dir):
-        path, rows = predict_lightning(args.model_dir, args.output, args.input)
+    # Before anything is loaded: nothing is overwritten unasked, the input and the
+    # model's own files never.
+    inputs = [args.input] if args.input else []
+    new_output_file(args.output, "--output", args.overwrite, inputs, [args.model_dir])
+    lightning = is_lightning_export(args.model_dir)
+    check_complete(args.model_dir, LIGHTNING_FILES if lightning else MODEL_FILES)
+    if lightning:
+        with os_errors(args.output, "--output"):
+            path, rows = predict_lightning(
+                args.model_dir, args.output, args.input, overwrite=args.overwrite
+            )
         print(f"hpo: {rows} predictions written to {path}")
         return 0
     if args.input is None:
@@ -54,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
             f"({shown}); they are treated as missing and imputed, as in training."
         )
     predictions = model.predict_cleaned(cleaned)
-    path = write_predictions(predictions, args.output)
+    with os_errors(args.output, "--output"):  # a full disk, say
+        path = write_predictions(predictions, args.output)
     print(f"hpo: {len(predictions)} predictions ({model.task}) written to {path}")
     if model.target and model.target in rows.columns:
         _score(model, rows[model.target], predictions)

@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cfg == "job":
         print(OmegaConf.to_yaml(cfg, resolve=True), end="")
         return 0
+    from hpo.loopback import keep_embedded_ray_on_loopback
+
+    keep_embedded_ray_on_loopback(cfg.cluster.address)  # before Ray is imported
     from hpo.sweep import run_sweep
     from hpo.sweep.resources import check_local_resources
 
@@ -66,9 +69,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_and_summarize(result, cfg) -> int:
-    """Export the best trial into RUN_DIR/best and print the summary (sweep and resume)."""
+    """Export the best trial into RUN_DIR/best and print the summary (sweep and resume),
+    then release the run directory's claim (hpo.sweep.lock) that the sweep took."""
+    from hpo.sweep.lock import release_run_dir
+
+    try:
+        return _export_and_summarize(result, cfg)
+    finally:
+        release_run_dir(result.run_dir)
+
+
+def _export_and_summarize(result, cfg) -> int:
+    from hpo.errors import HPOError
     from hpo.export.lightning_export import export_lightning_best
     from hpo.export.pipeline import export_best
+    from hpo.export.staging import ExportInterrupted
+    from hpo.paths import os_error_line
     from hpo.sweep.storage import upload_results
     from hpo.sweep.summary import print_summary
     from hpo.train.trial import engine_name
@@ -79,6 +95,14 @@ def export_and_summarize(result, cfg) -> int:
     export = export_lightning_best if engine_name(cfg) == "lightning" else export_best
     try:
         exported = export(result.run_dir, result.prepared, sweep_wall_s=result.wall_s)
+    except KeyboardInterrupt:  # best/ is untouched (hpo.export.staging)
+        raise ExportInterrupted(result.extra.get("storage", str(result.run_dir))) from None
+    except OSError as exc:  # a full disk, say; best/ is untouched
+        print_summary(result, cfg)
+        raise HPOError(
+            f"the export failed: {os_error_line(exc)} best/ is unchanged; export again with "
+            f"`hpo resume {result.run_dir}`."
+        ) from exc
     except Exception:
         print_summary(result, cfg)  # the sweep's results stand even if the export fails
         raise

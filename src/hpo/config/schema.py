@@ -85,6 +85,9 @@ class TrainerConfig:
     max_epochs: int = 30
     patience: int = 5
     min_delta: float = 0.0
+    # a validation loss this many times that of ignoring the inputs fails the trial as
+    # diverged (hpo.train.divergence); null: off
+    divergence_factor: Optional[float] = 10.0
     batch_size: int = 64
     gradient_clip_val: Optional[float] = None
     checkpoint_every: int = 1

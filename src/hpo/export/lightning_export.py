@@ -34,6 +34,7 @@ from hpo.export.lightning_predict import MODEL_FORMAT
 from hpo.export.lightning_report import write_lightning_report
 from hpo.export.metrics import classification_metrics, regression_metrics
 from hpo.export.refit import best_trial_config, refit_epochs
+from hpo.export.staging import begin_staging, publish
 from hpo.models.build import build_lightning_module
 from hpo.space import build_search_space
 from hpo.train.lightning_folds import (
@@ -161,9 +162,7 @@ def export_lightning_best(
     plain = OmegaConf.to_container(best_cfg, resolve=True)
     data = module_data(build_datamodule(plain["data"]))
     epochs, how = refit_epochs(best.get("fold_best_epochs"), int(best["epoch"]), str(cfg.metric))
-    staging = run_dir / f"{BEST_DIR}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = begin_staging(run_dir)  # renamed to RUN_DIR/best when complete
 
     seed = int(cfg.seed)
     L.seed_everything(seed, workers=True, verbose=False)
@@ -249,11 +248,9 @@ def export_lightning_best(
         "artifacts": {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()},
     }
     (staging / EXPORT_FILE).write_text(json.dumps(record, indent=1, default=_plain) + "\n")
-    best_dir = run_dir / BEST_DIR
-    if best_dir.exists():
-        shutil.rmtree(best_dir)
-    staging.rename(best_dir)
-    report, html_path = write_lightning_report(run_dir)
+    report, html_path = write_lightning_report(run_dir, staged=staging)
+    best_dir = publish(staging)
+    html_path = best_dir / html_path.relative_to(staging)
     return ExportResult(best_dir, report, html_path, record["export_seconds"])
 
 

@@ -23,7 +23,7 @@ def is_lightning_export(model_dir: str | Path) -> bool:
 
 
 def predict_lightning(
-    model_dir: str | Path, output: str, input_path: str | None
+    model_dir: str | Path, output: str, input_path: str | None, overwrite: bool = False
 ) -> tuple[Path, int]:
     import torch
     from omegaconf import OmegaConf
@@ -41,9 +41,9 @@ def predict_lightning(
             "predict_dataloader(); drop INPUT (point the DataModule at new data with its own "
             "keys in best/config.yaml)."
         )
-    if out.exists():
+    if out.exists() and not overwrite:
         raise HPOError(
-            f"--output {out} exists; hpo predict never overwrites a file: pick a new path."
+            f"--output {out} exists; pass --overwrite to replace it, or choose a new path."
         )
     if out.suffix not in (".csv", ".parquet"):
         raise HPOError(f"--output {out}: write .csv or .parquet.")

@@ -50,9 +50,11 @@ def curves_figure(curves: dict[str, list], names: list[str], best_epochs: list[i
     return fig
 
 
-def build_lightning_report(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def build_lightning_report(
+    run_dir: Path, staged: Path | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = load_run_config(run_dir)
-    best_dir = run_dir / "best"
+    best_dir = staged or run_dir / "best"
     best = json.loads((run_dir / "best_trial.json").read_text())
     trials = pd.read_parquet(run_dir / "trials.parquet")
     export = json.loads((best_dir / "export.json").read_text())
@@ -137,10 +139,13 @@ epochs {fmt(cv["fold_best_epochs"])}.</p>
 </body></html>"""
 
 
-def write_lightning_report(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
+def write_lightning_report(
+    run_dir: str | Path, staged: Path | None = None
+) -> tuple[dict[str, Any], Path]:
+    """report.json and report.html in RUN_DIR/best (or the export's staging folder)."""
     run_dir = Path(run_dir).resolve()
-    report, extra = build_lightning_report(run_dir)
-    best_dir = run_dir / "best"
+    report, extra = build_lightning_report(run_dir, staged)
+    best_dir = staged or run_dir / "best"
     (best_dir / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     plots_dir = best_dir / PLOTS_DIR
     plots_dir.mkdir(exist_ok=True)

@@ -5,7 +5,8 @@ preprocessing checked against the features the model was trained on -> ONNX, che
 against torch on the test split -> load the artifact the way a deployment does and
 predict the test split with it (the report's test metrics come from those predictions)
 -> permutation importance and inference figures -> export.json -> report.json /
-report.html (hpo.export.report). The test rows here are the cleaned table's, so they
+report.html (hpo.export.report), all into ``best.partial``, renamed to ``best/`` when
+complete (hpo.export.staging). The test rows here are the cleaned table's, so they
 enter the loaded model after its cleaning step (``predict_cleaned``); `hpo predict` on
 the file's raw test lines cleans them into the same rows and gives the same metrics.
 """
@@ -43,12 +44,12 @@ from hpo.export.predictor import (
 from hpo.export.preprocessing import column_kinds, export_preprocessor
 from hpo.export.refit import TrainedModels, best_trial_config, export_strategy, train_models
 from hpo.export.report import (
-    BEST_DIR,
     EXPORT_FILE,
     TARGET_COLUMN,
     TEST_PREDICTIONS_FILE,
     write_report,
 )
+from hpo.export.staging import begin_staging, publish
 from hpo.export.transform import PREPROCESSING_FORMAT, category_key, transform_rows
 
 CONFIG_FILE = "config.yaml"
@@ -201,8 +202,7 @@ def export_best(
     last_epoch = int(frame.loc[frame["trial_id"] == best["trial_id"], "epoch"].max())
     trained = train_models(prepared, best_cfg, best, last_epoch)
 
-    best_dir = run_dir / BEST_DIR
-    best_dir.mkdir(exist_ok=True)
+    best_dir = begin_staging(run_dir)  # renamed to RUN_DIR/best when complete
     features = prepared.features
     rest = features.iloc[prepared.train_idx].reset_index(drop=True)
     test_rows = features.iloc[prepared.test_idx].reset_index(drop=True)
@@ -271,5 +271,8 @@ def export_best(
         "artifacts": {name: (best_dir / name).stat().st_size for name in artifacts},
     }
     (best_dir / EXPORT_FILE).write_text(json.dumps(record, indent=1, default=_plain) + "\n")
-    report, html_path = write_report(run_dir)
-    return ExportResult(best_dir, report, html_path, export_seconds)
+    report, html_path = write_report(run_dir, staged=best_dir)
+    published = publish(best_dir)
+    return ExportResult(
+        published, report, published / html_path.relative_to(best_dir), export_seconds
+    )

@@ -31,6 +31,7 @@ import pandas as pd
 from hpo.data.clean import category_text, clean_features, to_numbers
 from hpo.data.files import read_frame
 from hpo.errors import DataError
+from hpo.export.bounds import check_sizes
 from hpo.export.transform import PREPROCESSING_FORMAT, required_columns, transform_rows
 
 MANIFEST_FILE = "model.json"
@@ -224,6 +225,8 @@ def load_model(model_dir: str | Path, threads: int | None = None) -> ExportedMod
             f"reads {PREPROCESSING_FORMAT!r}; {REEXPORT} with this version."
         )
     session = _onnx_session(directory / ONNX_FILE, threads)
+    widths = {i.name: (i.shape[-1] if i.shape else None) for i in session.get_inputs()}
+    check_sizes(preprocessing, widths, str(directory / PREPROCESSING_FILE))  # before allocating
     return ExportedModel(manifest, preprocessing, session)
 
 

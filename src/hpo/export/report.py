@@ -52,16 +52,17 @@ class RunFiles:
     export: dict[str, Any]
     test_predictions: pd.DataFrame
     quality: dict[str, Any] | None = None  # data_quality.json (None: a run without one)
+    staged: Path | None = None  # the export's staging folder, before it becomes best/
 
     @property
     def best_dir(self) -> Path:
-        return self.run_dir / BEST_DIR
+        return self.staged or self.run_dir / BEST_DIR
 
 
-def read_run(run_dir: str | Path) -> RunFiles:
+def read_run(run_dir: str | Path, staged: Path | None = None) -> RunFiles:
     run_dir = Path(run_dir).resolve()
     cfg = load_run_config(run_dir)
-    best_dir = run_dir / BEST_DIR
+    best_dir = staged or run_dir / BEST_DIR
     needed = [run_dir / "best_trial.json", run_dir / "trials.parquet"]
     needed += [best_dir / name for name in (MANIFEST_FILE, EXPORT_FILE, TEST_PREDICTIONS_FILE)]
     missing = [str(p) for p in needed if not p.is_file()]
@@ -79,6 +80,7 @@ def read_run(run_dir: str | Path) -> RunFiles:
         export=json.loads((best_dir / EXPORT_FILE).read_text()),
         test_predictions=pd.read_parquet(best_dir / TEST_PREDICTIONS_FILE),
         quality=_read_quality(run_dir),
+        staged=staged,
     )
 
 
@@ -228,12 +230,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_report(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
-    """Build report.json, the plots and report.html in RUN_DIR/best; return the report and
-    the HTML's path."""
+def write_report(run_dir: str | Path, staged: Path | None = None) -> tuple[dict[str, Any], Path]:
+    """Build report.json, the plots and report.html in RUN_DIR/best (or the export's
+    staging folder ``staged``); return the report and the HTML's path."""
     from hpo.export.report_html import write_html  # matplotlib is only needed here
 
-    run = read_run(run_dir)
+    run = read_run(run_dir, staged)
     report, extra = build_report(run)
     (run.best_dir / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     html_path = write_html(run, report, extra, run.best_dir / REPORT_HTML)

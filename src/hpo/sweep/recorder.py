@@ -110,8 +110,11 @@ class TrialRecorder(Callback):
                 self._track_best(row.get(self.metric), row["trial_id"])
 
     def _write(self, row: dict) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+        try:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+        except OSError as exc:  # a full disk: name the file (a failed flush does not)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def _track_best(self, value: Any, trial_id: str) -> None:
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -71,16 +71,21 @@ def param_keys(frame: pd.DataFrame, space_keys: list[str]) -> list[str]:
 def select_best(
     frame: pd.DataFrame, metric: str, mode: str, space_keys: list[str]
 ) -> dict[str, Any]:
-    """The best trial by its fold-mean ``metric`` at its best epoch."""
+    """The best trial by its fold-mean ``metric`` at its best epoch; a trial that failed
+    (raised, or diverged: hpo.train.divergence) is never the best, whatever its early
+    epochs scored."""
     if frame.empty or metric not in frame.columns:
         raise HPOError(
             "no trial reported a result, so there is no best trial; see trials.parquet's "
             "`error` column for why the trials failed."
         )
-    finite = frame[np.isfinite(pd.to_numeric(frame[metric], errors="coerce"))]
+    finite = frame[
+        np.isfinite(pd.to_numeric(frame[metric], errors="coerce")) & (frame["status"] != "failed")
+    ]
     if finite.empty:
         raise HPOError(
-            f"no trial reported a finite `{metric}`; see trials.parquet's `error` column."
+            f"no trial that did not fail reported a finite `{metric}`; see trials.parquet's "
+            "`error` column."
         )
     idx = finite[metric].idxmin() if mode == "min" else finite[metric].idxmax()
     row = finite.loc[idx]

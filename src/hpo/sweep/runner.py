@@ -29,8 +29,11 @@ from hpo.cluster import node_resources, start_ray, stop_ray
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
+from hpo.paths import os_errors, raise_for_os_error
 from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
 from hpo.sweep.asha import ResumableASHA, SchedulerState
+from hpo.sweep.interrupts import tune_handlers_undone
+from hpo.sweep.lock import release_run_dir
 from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch, TuneDrivenGridSampler
 from hpo.sweep.recorder import TrialRecorder
 from hpo.sweep.resources import plan_concurrency
@@ -44,6 +47,7 @@ from hpo.sweep.results import (
 )
 from hpo.sweep.storage import TUNE_DIR, RunLocation
 from hpo.sweep.tensorboard import TensorBoardWriter
+from hpo.sweep.tune_log import tune_log_to
 from hpo.train.lightning_plan import plan_lightning
 from hpo.train.metrics import metric_names
 from hpo.train.trial import TRIAL_FUNCTIONS, engine_name
@@ -209,43 +213,55 @@ def run_sweep(
             A URI (s3://...) works too: see hpo.sweep.storage.
         stream: where progress lines go (None: silent).
 
+    Returns:
+        The results. The run directory stays claimed (hpo.sweep.lock) so that the export
+        writes ``best/`` under the same claim: ``release_run_dir(result.run_dir)`` or the
+        end of the process drops it; any exception drops it at once.
+
     Raises:
         SweepInterrupted: Ctrl-C; ``hpo resume`` (hpo.sweep.resume) finishes the sweep.
+        HPOError: another sweep holds ``run_dir``.
     """
     started_at = time.monotonic()
     space, _ = build_search_space(cfg.search_space)
     prepared, task, names = prepare_sweep_data(cfg, space)  # data errors: before any Ray work
     num_samples = check_before_ray(cfg, space, task, names)
-    location = RunLocation.create(cfg, run_dir)
-    run_dir = location.local
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    location.upload()
-    if stream is not None:
-        print(
-            f"{header_line(cfg, prepared, task)}; {num_samples} trials, searcher="
-            f"{cfg.searcher.name}, scheduler={cfg.scheduler.name}"
-            f"\nhpo: run directory {location.display}",
-            file=stream,
-            flush=True,
-        )
-    if isinstance(prepared, PreparedData):
-        report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings printed
-    owns_ray = start_ray(cfg.cluster)
+    location = RunLocation.create(cfg, run_dir)  # claims it: hpo.sweep.lock
     try:
-        concurrent = check_resources(cfg)
-        searcher = make_searcher(cfg, space, concurrent)
-        scheduler = make_scheduler(cfg)
-        callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream, names)
-        tuner = build_tuner(
-            cfg, prepared, searcher, scheduler, callbacks, location, num_samples, concurrent
-        )
-        fit_tuner(tuner, cfg, location, num_samples)
-    finally:
-        if owns_ray:
-            stop_ray()
-        location.upload(ROWS_FILE)  # (all of it after finish_run) at a URI
-    study = searcher.study if hasattr(searcher, "study") else getattr(searcher, "_ot_study", None)
-    return finish_run(cfg, location, space, started_at, study, prepared, scheduler)
+        run_dir = location.local
+        with os_errors(run_dir / "config.yaml"):  # a full disk shows here, before Ray
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        location.upload()
+        if stream is not None:
+            print(
+                f"{header_line(cfg, prepared, task)}; {num_samples} trials, searcher="
+                f"{cfg.searcher.name}, scheduler={cfg.scheduler.name}"
+                f"\nhpo: run directory {location.display}",
+                file=stream,
+                flush=True,
+            )
+        if isinstance(prepared, PreparedData):
+            with os_errors(run_dir):
+                report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings
+        owns_ray = start_ray(cfg.cluster)
+        try:
+            concurrent = check_resources(cfg)
+            searcher = make_searcher(cfg, space, concurrent)
+            scheduler = make_scheduler(cfg)
+            callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream, names)
+            tuner = build_tuner(
+                cfg, prepared, searcher, scheduler, callbacks, location, num_samples, concurrent
+            )
+            fit_tuner(tuner, cfg, location, num_samples)
+        finally:
+            if owns_ray:
+                stop_ray()
+            location.upload(ROWS_FILE)  # (all of it after finish_run) at a URI
+        study = getattr(searcher, "study", None) or getattr(searcher, "_ot_study", None)
+        return finish_run(cfg, location, space, started_at, study, prepared, scheduler)
+    except BaseException:  # Ctrl-C included: `hpo resume` claims it again
+        release_run_dir(location.local)
+        raise
 
 
 def header_line(cfg: DictConfig, prepared, task: str) -> str:
@@ -335,9 +351,14 @@ def fit_tuner(tuner: tune.Tuner, cfg: DictConfig, location: RunLocation, num_sam
     normally, so an interrupt shows as trials left unfinished.
     """
     try:
-        grid = tuner.fit()
+        with tune_handlers_undone(), tune_log_to(location.local):  # (their docstrings)
+            grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last snapshot may be older
         raise SweepInterrupted(location.display) from None
+    except Exception as exc:  # a full disk on the driver: one line, not Tune's traceback
+        resume = f"`hpo resume {shlex.quote(location.display)}`"
+        raise_for_os_error(exc, "the sweep stopped", f"Then finish it with {resume}.")
+        raise
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
     if unfinished or (cfg.budget.time_budget_s is None and len(grid) < num_samples):
         raise SweepInterrupted(location.display)

@@ -21,6 +21,8 @@ import pyarrow.fs as pafs
 from omegaconf import DictConfig
 
 from hpo.errors import ConfigError, HPOError
+from hpo.paths import os_errors, writable_dir
+from hpo.sweep.lock import claim_run_dir
 
 TUNE_DIR = "tune"
 TUNER_STATE = "tuner.pkl"  # written by Ray Tune when the Tuner is built
@@ -83,23 +85,32 @@ class RunLocation:
         if target and is_uri(target):
             return cls._new_remote(str(target), exact=True)
         if target:
-            path = Path(target).expanduser().resolve()
+            path = writable_dir(target, "config key `run_dir`").resolve()
+            lock = claim_run_dir(path, "hpo sweep")  # a running sweep is named first
             if (path / TUNE_DIR).exists():
+                lock.release()
                 raise ConfigError(
                     f"config key `run_dir`: {path} already holds a sweep; finish it with "
                     f"`hpo resume {path}` or choose another directory."
                 )
-            path.mkdir(parents=True, exist_ok=True)
             return cls(path)
         stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         if is_uri(cfg.output_dir):
             return cls._new_remote(f"{str(cfg.output_dir).rstrip('/')}/{cfg.name}/{stamp}")
         base = Path(cfg.output_dir).expanduser().resolve() / cfg.name / stamp
+        writable_dir(base.parent, "config key `output_dir`")
         path, n = base, 1
-        while path.exists():
-            path = base.with_name(f"{stamp}_{n}")
-            n += 1
-        path.mkdir(parents=True)
+        while True:  # mkdir is the test: two sweeps started in the same second differ
+            try:
+                with os_errors(path, "config key `output_dir`"):
+                    path.mkdir()
+                break
+            except HPOError as exc:
+                if not isinstance(exc.__cause__, FileExistsError):
+                    raise
+                path = base.with_name(f"{stamp}_{n}")
+                n += 1
+        claim_run_dir(path, "hpo sweep")
         return cls(path)
 
     @classmethod

@@ -23,7 +23,10 @@ from hpo.data.prepare import FoldArrays, TrialData
 from hpo.errors import TrialError
 from hpo.models.batched_mlp import FoldBatchedMLP
 from hpo.models.build import build_module
+from hpo.models.mlp import TabularMLP
 from hpo.train.batched import BatchedFolds
+from hpo.train.divergence import DEFAULT_FACTOR, check_divergence, reference_loss
+from hpo.train.engine import overrides_validation
 from hpo.train.metrics import fold_task_metrics, metric_names
 from hpo.train.sequential import SequentialFolds
 from hpo.train.vmapped import VmappedFolds, vmap_refusal
@@ -138,6 +141,14 @@ class FoldTrainer:
             rng_states.append(torch.get_rng_state())  # the fold's dropout stream starts here
             self.folds.append(self._fold_state(fold, seed + index, target_dtype))
         self.engine_name = choose_engine(modules, self.folds, engine)
+        factor = self.trainer_cfg.get("divergence_factor", DEFAULT_FACTOR)
+        # hpo's losses (the built-in MLP's too); a user's own validation loss: any scale
+        own_loss = isinstance(modules[0], TabularMLP) or not overrides_validation(modules[0])
+        self.divergence = (
+            (float(factor), [reference_loss(f.y_train, f.y_val, self.task, self.num_classes)
+                             for f in self.folds])
+            if factor and own_loss else None
+        )  # fmt: skip
         self.engine = ENGINE_CLASSES[self.engine_name](
             modules, rng_states, self.folds, self.trainer_cfg, self.task, self.device
         )
@@ -187,6 +198,9 @@ class FoldTrainer:
                     f"{self.epoch}; the model diverged (lower optim.lr or set "
                     "trainer.gradient_clip_val)."
                 )
+            if self.divergence:
+                factor, references = self.divergence
+                check_divergence(index, self.epoch, validated[index][0], references[index], factor)
         metrics = fold_task_metrics(
             [validated[index][1] for index in active],
             [self.folds[index].y_val for index in active],
