@@ -22,6 +22,7 @@ from hpo.config import load_run_config
 from hpo.data.quality import QUALITY_FILE
 from hpo.errors import HPOError
 from hpo.export import pitfalls
+from hpo.export.baselines import baseline_warnings, comparison
 from hpo.export.metrics import evaluate_predictions, heldout_metric_name
 from hpo.export.predictor import MANIFEST_FILE
 from hpo.export.sweep_stats import history, param_importances, rebuild_study, sweep_summary
@@ -31,6 +32,7 @@ BEST_DIR = "best"
 EXPORT_FILE = "export.json"
 TEST_PREDICTIONS_FILE = "test_predictions.parquet"
 TARGET_COLUMN = "target"
+ROW_COLUMN = "row"  # the test row's row number in the input file (0 = first data row)
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
@@ -177,6 +179,7 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
         *pitfalls.heldout_below_cv(over),
         *pitfalls.boundary_values(space, best["params"]),
         *pitfalls.imbalance_with_accuracy(best["metric"], export.get("class_counts")),
+        *baseline_warnings(run.manifest["task"], test, export.get("baselines")),
     ]
     report = {
         "run_dir": str(run.run_dir),
@@ -195,6 +198,8 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
         "test": test,
         "train": export["train"],
         "overfitting": over,
+        "baselines": comparison(run.manifest["task"], best, test, export),
+        "calibration": export.get("calibration"),
         "sweep": sweep,
         "hyperparameter_importance": {
             "method": "fANOVA (optuna.importance.FanovaImportanceEvaluator) over every trial "

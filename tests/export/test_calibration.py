@@ -1,0 +1,70 @@
+"""Temperature scaling: fitted on out-of-fold logits, inside the ONNX graph (no Ray)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_predict, train_test_split
+from torch import nn
+
+from hpo.export.calibration import fit_temperature, reliability, scaled_log_loss, softmax
+from hpo.export.onnx_model import ExportGraph, check_onnx, export_onnx
+
+
+@pytest.fixture(scope="module")
+def overconfident():
+    """Out-of-fold and held-out logits of a barely regularized logistic regression on
+    digits: right most of the time, far too sure of itself."""
+    X, y = load_digits(return_X_y=True)
+    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+    model = LogisticRegression(C=1e4, max_iter=300)
+    oof = cross_val_predict(model, X_rest, y_rest, cv=3, method="decision_function")
+    test = model.fit(X_rest, y_rest).decision_function(X_test)
+    return oof, y_rest, test, y_test
+
+
+def test_the_out_of_fold_temperature_lowers_the_held_out_log_loss(overconfident):
+    oof, y_oof, test, y_test = overconfident
+    temperature = fit_temperature(oof, y_oof)
+    assert temperature > 1.5  # overconfident logits are softened
+    assert scaled_log_loss(test, y_test, temperature) < 0.8 * scaled_log_loss(test, y_test, 1.0)
+    ece_before = reliability(softmax(test), y_test)["ece"]
+    assert reliability(softmax(test, temperature), y_test)["ece"] < ece_before
+
+
+def test_the_temperature_minimizes_the_fitted_log_loss(overconfident):
+    oof, y_oof, _, _ = overconfident
+    best = fit_temperature(oof, y_oof)
+    at_best = scaled_log_loss(oof, y_oof, best)
+    for other in (best * 0.8, best * 1.25):
+        assert at_best <= scaled_log_loss(oof, y_oof, other)
+
+
+def test_reliability_bins_count_every_row_and_ece_is_zero_when_calibrated():
+    y = np.array([0, 1, 1, 0])
+    sure = np.eye(2)[y]  # right and certain: calibrated
+    found = reliability(sure, y)
+    assert found["ece"] == 0.0
+    assert sum(b["rows"] for b in found["bins"]) == 4
+    wrong = np.eye(2)[1 - y]  # wrong and certain: ECE 1
+    assert reliability(wrong, y)["ece"] == 1.0
+
+
+def test_the_onnx_graph_divides_its_logits_by_the_temperature(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
+    graph = ExportGraph([model], "classification", [0.0], [1.0], temperature=2.5)
+    path = tmp_path / "model.onnx"
+    export_onnx(graph, [x], path, "test")
+    session = ort.InferenceSession(str(path))
+    assert check_onnx(graph, session, [x])["passed"]
+    (probabilities,) = session.run(None, {"features": x})
+    with torch.inference_mode():
+        logits = model(torch.as_tensor(x)).numpy().astype(np.float64)
+    np.testing.assert_allclose(probabilities, softmax(logits, 2.5), atol=1e-5)
+    assert (probabilities.argmax(axis=1) == logits.argmax(axis=1)).all()
