@@ -11,7 +11,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict, train_test_split
 from torch import nn
 
-from hpo.export.calibration import fit_temperature, reliability, scaled_log_loss, softmax
+from hpo.export.calibration import (
+    fit_temperature,
+    reliability,
+    scaled_log_loss,
+    smoothed_log_loss,
+    softmax,
+)
 from hpo.export.onnx_model import ExportGraph, check_onnx, export_onnx
 
 
@@ -39,9 +45,22 @@ def test_the_out_of_fold_temperature_lowers_the_held_out_log_loss(overconfident)
 def test_the_temperature_minimizes_the_fitted_log_loss(overconfident):
     oof, y_oof, _, _ = overconfident
     best = fit_temperature(oof, y_oof)
-    at_best = scaled_log_loss(oof, y_oof, best)
+    at_best = smoothed_log_loss(oof, y_oof, best)
     for other in (best * 0.8, best * 1.25):
-        assert at_best <= scaled_log_loss(oof, y_oof, other)
+        assert at_best <= smoothed_log_loss(oof, y_oof, other)
+
+
+def test_error_free_rows_do_not_drive_the_probabilities_to_one():
+    """A model right on every calibration row (its own training rows here, as a tuned
+    MLP is on an easy table's folds): hard targets would want T -> 0 and p = 1.0."""
+    X, y = load_digits(return_X_y=True)
+    logits = LogisticRegression(C=1e4, max_iter=300).fit(X, y).decision_function(X)
+    assert (logits.argmax(axis=1) == y).all()
+    temperature = fit_temperature(logits, y)
+    p_true = softmax(logits, temperature)[np.arange(len(y)), y]
+    assert temperature > 1.0  # softened, not sharpened towards the search's bound
+    assert 0.9 < p_true.mean() < 1 - 1 / (len(y) + 2)  # no surer than the smoothed targets
+    assert scaled_log_loss(logits, y, temperature / 2) < scaled_log_loss(logits, y, temperature)
 
 
 def test_reliability_bins_count_every_row_and_ece_is_zero_when_calibrated():
