@@ -25,7 +25,13 @@ from hpo.export import pitfalls
 from hpo.export.baselines import baseline_warnings, comparison
 from hpo.export.metrics import evaluate_predictions, heldout_metric_name
 from hpo.export.predictor import MANIFEST_FILE
-from hpo.export.sweep_stats import history, param_importances, rebuild_study, sweep_summary
+from hpo.export.sweep_stats import (
+    history,
+    importance_basis,
+    param_importances,
+    rebuild_study,
+    sweep_summary,
+)
 from hpo.space import build_search_space
 
 BEST_DIR = "best"
@@ -171,6 +177,7 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
     sweep, trials = sweep_summary(run.trials, cfg, export.get("sweep_wall_s"))
     study, budget = rebuild_study(run.trials, cfg)
     importances, note = param_importances(study, int(cfg.seed))
+    basis = importance_basis(study, budget, int(cfg.trainer.max_epochs))
     space, _ = build_search_space(cfg.search_space)
     warnings = [
         *data_warnings(run.quality),
@@ -202,9 +209,11 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
         "calibration": export.get("calibration"),
         "sweep": sweep,
         "hyperparameter_importance": {
-            "method": "fANOVA (optuna.importance.FanovaImportanceEvaluator) over every trial "
-            f"that reported, valued at the common budget of {budget} epoch(s)",
+            "method": "fANOVA (optuna.importance.FanovaImportanceEvaluator) over the "
+            f"{basis['trials']} trials that reported, valued at the common budget of {budget} "
+            f"of {basis['max_epochs']} epoch(s)",
             "common_budget_epochs": budget,
+            **basis,
             "importances": importances,
             "note": note,
         },

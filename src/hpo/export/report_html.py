@@ -212,9 +212,11 @@ def write_html(run, report: dict[str, Any], extra: dict[str, Any], path: Path) -
             "Epochs each trial got before it completed or the scheduler stopped it.",
         ),
         (
-            plots.param_importances(imp["importances"], imp["common_budget_epochs"]),
+            plots.param_importances(
+                imp["importances"], imp["common_budget_epochs"], imp.get("trials")
+            ),
             "param_importances",
-            imp["method"] + ".",
+            imp["method"] + "." + (f" Caveat: it {imp['caveat']}." if imp.get("caveat") else ""),
         ),
         (
             plots.parallel_coordinates(extra["study"]),
