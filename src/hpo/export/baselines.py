@@ -53,11 +53,17 @@ def baseline_estimators(task: str, seed: int) -> dict[str, Any]:
     """The baselines of a task, by name, unfitted."""
     if task == "classification":
         return {
-            "hist_gradient_boosting": HistGradientBoostingClassifier(random_state=seed),
+            # early stopping on 10% of the rows it is fit on (never a validation or test
+            # row): on digits as strong as 100 rounds and quicker
+            "hist_gradient_boosting": HistGradientBoostingClassifier(
+                early_stopping=True, random_state=seed
+            ),
             "logistic_regression": LogisticRegression(max_iter=2000),
         }
     return {
-        "hist_gradient_boosting": HistGradientBoostingRegressor(random_state=seed),
+        "hist_gradient_boosting": HistGradientBoostingRegressor(
+            early_stopping=True, random_state=seed
+        ),
         "ridge": Ridge(alpha=1.0),
     }
 

@@ -32,6 +32,7 @@ from hpo.errors import ConfigError, HPOError
 from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
 from hpo.sweep.asha import ResumableASHA, SchedulerState
 from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch, TuneDrivenGridSampler
+from hpo.sweep.prune import prune_checkpoints
 from hpo.sweep.recorder import TrialRecorder
 from hpo.sweep.resources import plan_concurrency
 from hpo.sweep.results import (
@@ -347,6 +348,8 @@ def finish_run(cfg, location, space, started_at, study, prepared, scheduler) -> 
     """finish_sweep, then the URI upload and what the caller may want to inspect."""
     try:
         result = finish_sweep(cfg, location.local, space, started_at, study, prepared)
+        # every trial has ended: resume restores none, the export replays from the seed
+        result.extra["pruned"] = prune_checkpoints(location)
     finally:
         location.upload()
     result.extra["storage"] = location.display

@@ -22,6 +22,12 @@ def summary_lines(result: SweepResult, cfg) -> list[str]:
         f"trials: {total} ({c.get('completed', 0)} completed, {c.get('stopped', 0)} stopped by "
         f"{cfg.scheduler.name}, {c.get('failed', 0)} failed) in {result.wall_s:.0f}s"
     )
+    pruned = result.extra.get("pruned")
+    if pruned and pruned["checkpoints"]:
+        lines.append(
+            f"checkpoints of ended trials pruned: {pruned['checkpoints']} "
+            f"({pruned['bytes'] / 1e6:.1f} MB freed)"
+        )
     best = result.best
     if best is None:
         lines.append("no trial produced a result")
