@@ -13,10 +13,12 @@ from torch import nn
 
 from hpo.export.calibration import (
     fit_temperature,
+    mix_uniform,
     reliability,
     scaled_log_loss,
     smoothed_log_loss,
     softmax,
+    uniform_weight,
 )
 from hpo.export.onnx_model import ExportGraph, check_onnx, export_onnx
 
@@ -77,7 +79,9 @@ def test_the_onnx_graph_divides_its_logits_by_the_temperature(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
     x = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
-    graph = ExportGraph([model], "classification", [0.0], [1.0], temperature=2.5)
+    graph = ExportGraph(
+        [model], "classification", [0.0], [1.0], temperature=2.5, uniform_weight=0.03
+    )
     path = tmp_path / "model.onnx"
     export_onnx(graph, [x], path, "test")
     session = ort.InferenceSession(str(path))
@@ -85,5 +89,14 @@ def test_the_onnx_graph_divides_its_logits_by_the_temperature(tmp_path):
     (probabilities,) = session.run(None, {"features": x})
     with torch.inference_mode():
         logits = model(torch.as_tensor(x)).numpy().astype(np.float64)
-    np.testing.assert_allclose(probabilities, softmax(logits, 2.5), atol=1e-5)
+    np.testing.assert_allclose(probabilities, mix_uniform(softmax(logits, 2.5), 0.03), atol=1e-5)
+    assert probabilities.max() <= 1 - 0.03 + 0.01 + 1e-6
     assert (probabilities.argmax(axis=1) == logits.argmax(axis=1)).all()
+
+
+@pytest.mark.parametrize(("rows", "classes"), [(275, 3), (1437, 10), (100, 2)])
+def test_the_uniform_mix_caps_probabilities_at_platts_target(rows, classes):
+    certain = np.eye(classes)[[0]]
+    capped = mix_uniform(certain, uniform_weight(rows, classes))
+    assert capped.max() == pytest.approx(1 - 1 / (rows + 2))
+    assert capped.sum() == pytest.approx(1.0) and capped.argmax() == 0

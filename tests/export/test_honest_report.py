@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hpo.cli import main
 from hpo.config import load_run_config
 from hpo.data import prepare_data
 from hpo.export.report import ROW_COLUMN, TARGET_COLUMN
@@ -86,3 +87,15 @@ def test_a_finished_sweep_keeps_no_trial_checkpoints(messy_run):
     tune_dir = run_dir / "tune"
     assert list(tune_dir.glob("experiment_state-*.json"))  # what resume reads stays
     assert not list(tune_dir.glob("*/checkpoint_*"))
+
+
+def test_a_row_with_every_value_missing_is_not_predicted_with_certainty(messy_run, tmp_path):
+    csv, run_dir = messy_run
+    header = csv.read_text().splitlines()[0]
+    source = tmp_path / "empty_row.csv"
+    source.write_text(header + "\n" + "," * header.count(",") + "\n")
+    out = tmp_path / "predicted.csv"
+    assert main(["predict", str(run_dir / "best"), str(source), "--output", str(out)]) == 0
+    proba = pd.read_csv(out).filter(like="proba_").to_numpy()
+    cap = _report(run_dir)["calibration"]["max_probability"]
+    assert cap < 1.0 and proba.max() <= cap + 1e-6

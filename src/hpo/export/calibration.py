@@ -10,6 +10,13 @@ T inside the ONNX graph (hpo.export.onnx_model.ExportGraph), so every prediction
 exported model, `hpo predict` included, is calibrated. T only rescales the logits: the
 predicted class, hence accuracy, stays the same.
 
+A temperature cannot tame a row unlike any the model trained on (every column missing,
+say): its logits are extreme at any T. So the calibrated probabilities are also mixed
+with the uniform distribution by ``uniform_weight(n, K)``, which caps every probability
+at Platt's target ``1 - 1/(n + 2)``: n calibration rows are no evidence for more
+certainty, and a wrong prediction never comes out with p = 1.0. The mixing keeps the
+predicted class.
+
 ``export.calibration``: ``temperature`` (default) or ``none``.
 """
 
@@ -89,6 +96,16 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(found.x))
 
 
+def uniform_weight(rows: int, classes: int) -> float:
+    """The weight of the uniform distribution in the mix that caps the largest
+    probability at ``1 - 1/(rows + 2)``: ``(1 - w) + w / K = 1 - 1/(rows + 2)``."""
+    return classes / ((classes - 1) * (rows + 2)) if classes > 1 else 0.0
+
+
+def mix_uniform(proba: np.ndarray, weight: float) -> np.ndarray:
+    return proba * (1.0 - weight) + weight / proba.shape[1]
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return np.exp(log_softmax(logits / temperature, axis=1))
 
@@ -152,26 +169,31 @@ def calibrate(cfg: Any, fold_modules: list[Any], folds: list[FoldArrays]) -> dic
     method = calibration_method(cfg)
     logits, y = out_of_fold_logits(fold_modules, folds)
     temperature = fit_temperature(logits, y) if method == "temperature" else 1.0
+    weight = uniform_weight(len(y), logits.shape[1]) if method == "temperature" else 0.0
     return {
         "method": method,
         "temperature": temperature,
+        "uniform_weight": weight,
+        "max_probability": 1.0 - weight + weight / logits.shape[1],
         "fitted_on": f"out-of-fold predictions of the best trial's {len(folds)} fold-models "
         f"on the {len(y)} non-test rows (each row predicted by the model that did not train "
         "on it); the test rows take no part",
-        "fit": compare(softmax(logits), softmax(logits, temperature), y),
+        "fit": compare(softmax(logits), mix_uniform(softmax(logits, temperature), weight), y),
     }
 
 
 def test_figures(graph: Any, inputs: list[np.ndarray], y_test: np.ndarray) -> dict[str, Any]:
-    """``compare`` on the test rows: the export graph's probabilities at T = 1 and at its
-    fitted temperature (measured after the fit; nothing is fitted here)."""
+    """``compare`` on the test rows: the export graph's probabilities at T = 1 unmixed, and
+    as exported (measured after the fit; nothing is fitted here)."""
     from hpo.export.onnx_model import torch_outputs
 
-    fitted = graph.temperature.clone()
+    fitted = graph.temperature.clone(), graph.uniform_weight.clone()
     try:
         graph.temperature.fill_(1.0)
+        graph.uniform_weight.fill_(0.0)
         before = torch_outputs(graph, inputs).astype(np.float64)
     finally:
-        graph.temperature.copy_(fitted)
+        graph.temperature.copy_(fitted[0])
+        graph.uniform_weight.copy_(fitted[1])
     after = torch_outputs(graph, inputs).astype(np.float64)
     return compare(before, after, np.asarray(y_test, dtype=np.int64))

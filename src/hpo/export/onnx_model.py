@@ -41,6 +41,8 @@ class ExportGraph(nn.Module):
         clip: (low, high) a regression prediction is clipped to (None: not clipped).
         temperature: classification logits are divided by it before the softmax
             (hpo.export.calibration; 1.0: uncalibrated).
+        uniform_weight: the class probabilities are mixed with the uniform distribution by
+            this weight, so that none reaches 1.0 (hpo.export.calibration; 0: unmixed).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class ExportGraph(nn.Module):
         y_stds: list[float],
         clip: tuple[float, float] | None = None,
         temperature: float = 1.0,
+        uniform_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.models = nn.ModuleList(models)
@@ -59,6 +62,7 @@ class ExportGraph(nn.Module):
         self.register_buffer("y_means", torch.tensor(y_means, dtype=torch.float32))
         self.register_buffer("y_stds", torch.tensor(y_stds, dtype=torch.float32))
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.register_buffer("uniform_weight", torch.tensor(float(uniform_weight)))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         outputs = []
@@ -69,6 +73,8 @@ class ExportGraph(nn.Module):
             else:
                 outputs.append(out.reshape(-1) * self.y_stds[i] + self.y_means[i])
         out = outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0)
+        if self.task == "classification":
+            out = out * (1.0 - self.uniform_weight) + self.uniform_weight / out.shape[-1]
         if self.clip is not None and self.task == "regression":
             out = torch.clamp(out, self.clip[0], self.clip[1])
         return out

@@ -242,8 +242,9 @@ def export_best(
 
     clip = prediction_range(cfg, prepared)
     temperature = calibration["temperature"] if calibration else 1.0
+    mixed = calibration["uniform_weight"] if calibration else 0.0
     graph = ExportGraph(
-        trained.modules, prepared.task, trained.y_means, trained.y_stds, clip, temperature
+        trained.modules, prepared.task, trained.y_means, trained.y_stds, clip, temperature, mixed
     )
     test_inputs = [transform_rows(test_rows, spec) for spec in specs]
     export_onnx(graph, test_inputs, best_dir / ONNX_FILE, str(cfg.model["_target_"]))

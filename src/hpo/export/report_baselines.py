@@ -67,9 +67,11 @@ def calibration_section(report: dict[str, Any]) -> str:
     return (
         "<h2>Calibration</h2>"
         f"<p>Method <b>{escape(found['method'])}</b>, temperature "
-        f"<b>{fmt(found['temperature'])}</b>, fitted on {escape(found['fitted_on'])}. The "
-        "exported ONNX graph divides its logits by it, so `hpo predict` gives these "
-        "probabilities; the predicted class does not change.</p>"
+        f"<b>{fmt(found['temperature'])}</b>, fitted on {escape(found['fitted_on'])}; then "
+        f"mixed with the uniform distribution by {fmt(found.get('uniform_weight'))}, so no "
+        f"probability exceeds {fmt(found.get('max_probability'))} (1 − 1/(n+2)). The "
+        "exported ONNX graph does both, so `hpo predict` gives these probabilities; the "
+        "predicted class does not change.</p>"
         + table(header, rows)
         + "<p class=muted>ECE: expected calibration error over 10 equal-width bins of "
         "the top-class probability.</p>"
