@@ -80,3 +80,13 @@ def test_a_baseline_that_wins_is_named_in_the_warnings_and_the_table(tuned, wins
     assert table["rows"][0]["model"] == "tuned (refit)"
     assert table["rows"][1]["wins"] == sorted(wins)
     assert table["rows"][1]["cv"] == 0.1
+
+
+def test_a_bad_baselines_switch_names_the_key():
+    from omegaconf import OmegaConf
+
+    from hpo.errors import ConfigError
+    from hpo.export.baselines import baselines_enabled
+
+    with pytest.raises(ConfigError, match=r"`export.baselines`: must be true or false"):
+        baselines_enabled(OmegaConf.create({"export": {"baselines": "yes"}}))

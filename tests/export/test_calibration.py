@@ -100,3 +100,13 @@ def test_the_uniform_mix_caps_probabilities_at_platts_target(rows, classes):
     capped = mix_uniform(certain, uniform_weight(rows, classes))
     assert capped.max() == pytest.approx(1 - 1 / (rows + 2))
     assert capped.sum() == pytest.approx(1.0) and capped.argmax() == 0
+
+
+def test_a_bad_calibration_method_names_the_key_and_the_choices():
+    from omegaconf import OmegaConf
+
+    from hpo.errors import ConfigError
+    from hpo.export.calibration import calibration_method
+
+    with pytest.raises(ConfigError, match=r"`export.calibration`.*temperature or none"):
+        calibration_method(OmegaConf.create({"export": {"calibration": "platt"}}))
