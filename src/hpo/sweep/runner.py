@@ -29,6 +29,7 @@ from hpo.cluster import node_resources, start_ray, stop_ray
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
+from hpo.export.options import check_export_options
 from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
 from hpo.sweep.asha import ResumableASHA, SchedulerState
 from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch, TuneDrivenGridSampler
@@ -158,6 +159,7 @@ def check_before_ray(
 ) -> int:
     """Checks that need the task; returns the number of trials to run."""
     names = names if names is not None else reported_metrics(task)
+    check_export_options(cfg)  # the export runs after every trial: check its keys now
     if cfg.metric not in names:
         raise ConfigError(
             f"config key `metric`: {cfg.metric!r} is not reported for {task}; use one of "
