@@ -108,6 +108,19 @@ RESOURCE_CASES = {
         [f"resources.cpus_per_trial={2 * (os.cpu_count() or 1)}"],
         ["`resources.cpus_per_trial`", "lower it"],
     ),
+    # the export runs after the trials; its keys are checked before them
+    "an unknown calibration method": (
+        _plain,
+        "csv",
+        ["export.calibration=platt"],
+        ["`export.calibration`", "temperature or none"],
+    ),
+    "a baselines switch that is not a boolean": (
+        _plain,
+        "csv",
+        ["export.baselines=maybe"],
+        ["`export.baselines`", "true or false"],
+    ),
 }
 ROWS = [
     *((case, command) for case in FILE_CASES for command in ("sweep", "check-data")),

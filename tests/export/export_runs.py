@@ -14,6 +14,8 @@ from hpo.config import load_run_config
 from hpo.data import prepare_data
 
 SMALL = ["cv.folds=3", "trainer.patience=3", "scheduler.grace_period=1"]
+# a small sweep of tests/data's messy CSV (missing values, stray text, a string target)
+MESSY = ["data=csv", "data.target=churned", "trainer.max_epochs=4", "budget.num_samples=3"]
 
 
 def sweep(out: Path, *overrides: str) -> tuple[Path, str]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from data_tables import messy_frame, write_messy_csv
-from export_runs import sweep
+from data_tables import messy_frame
+from export_runs import MESSY, sweep
 
 from hpo.cli import main
 from hpo.config import load_run_config
@@ -23,8 +23,6 @@ from hpo.export.metrics import evaluate_predictions
 from hpo.export.predictor import load_model
 
 pytestmark = pytest.mark.slow
-
-MESSY = ["data=csv", "data.target=churned", "trainer.max_epochs=4", "budget.num_samples=3"]
 
 
 def _predict(run_dir: Path, source: Path, out: Path) -> tuple[int, str]:
@@ -55,14 +53,6 @@ def _reproduces_the_report(run_dir: Path, csv: Path, tmp_path: Path) -> None:
     truth = model.true_values(raw["churned"])
     assert evaluate_predictions(model.manifest, truth, predictions) == report["test"]
     assert f"({report['test']['rows']} rows): accuracy {report['test']['accuracy']:.4f}" in printed
-
-
-@pytest.fixture(scope="module")
-def messy_run(ray_local, tmp_path_factory):
-    out = tmp_path_factory.mktemp("messy")
-    csv = write_messy_csv(out / "customers.csv")
-    run_dir, _ = sweep(out / "runs", *MESSY, f"data.path={csv}")
-    return csv, run_dir
 
 
 def test_predict_takes_the_raw_training_file(messy_run, tmp_path):

@@ -39,6 +39,10 @@ class ExportGraph(nn.Module):
         task: ``classification`` or ``regression``.
         y_means, y_stds: per model, the target standardization to undo (regression).
         clip: (low, high) a regression prediction is clipped to (None: not clipped).
+        temperature: classification logits are divided by it before the softmax
+            (hpo.export.calibration; 1.0: uncalibrated).
+        uniform_weight: the class probabilities are mixed with the uniform distribution by
+            this weight, so that none reaches 1.0 (hpo.export.calibration; 0: unmixed).
     """
 
     def __init__(
@@ -48,6 +52,8 @@ class ExportGraph(nn.Module):
         y_means: list[float],
         y_stds: list[float],
         clip: tuple[float, float] | None = None,
+        temperature: float = 1.0,
+        uniform_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.models = nn.ModuleList(models)
@@ -55,16 +61,20 @@ class ExportGraph(nn.Module):
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
         self.register_buffer("y_means", torch.tensor(y_means, dtype=torch.float32))
         self.register_buffer("y_stds", torch.tensor(y_stds, dtype=torch.float32))
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.register_buffer("uniform_weight", torch.tensor(float(uniform_weight)))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         outputs = []
         for i, (model, x) in enumerate(zip(self.models, inputs)):
             out = model(x)
             if self.task == "classification":
-                outputs.append(torch.softmax(out, dim=-1))
+                outputs.append(torch.softmax(out / self.temperature, dim=-1))
             else:
                 outputs.append(out.reshape(-1) * self.y_stds[i] + self.y_means[i])
         out = outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0)
+        if self.task == "classification":
+            out = out * (1.0 - self.uniform_weight) + self.uniform_weight / out.shape[-1]
         if self.clip is not None and self.task == "regression":
             out = torch.clamp(out, self.clip[0], self.clip[1])
         return out

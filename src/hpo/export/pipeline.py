@@ -30,7 +30,9 @@ from hpo.config import load_run_config
 from hpo.data.files import csv_delimiter, file_encoding
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.errors import HPOError
+from hpo.export.baselines import fit_baselines
 from hpo.export.benchmark import measure_inference
+from hpo.export.calibration import calibrate, test_figures
 from hpo.export.metrics import class_indices, evaluate_predictions
 from hpo.export.onnx_model import OUTPUT_NAMES, ExportGraph, check_onnx, export_onnx, input_names
 from hpo.export.predictor import (
@@ -45,6 +47,7 @@ from hpo.export.preprocessing import column_kinds, export_preprocessor
 from hpo.export.refit import TrainedModels, best_trial_config, export_strategy, train_models
 from hpo.export.report import (
     EXPORT_FILE,
+    ROW_COLUMN,
     TARGET_COLUMN,
     TEST_PREDICTIONS_FILE,
     write_report,
@@ -171,6 +174,15 @@ def prediction_range(cfg, prepared: PreparedData) -> list[float] | None:
     return [float(np.min(y_rest)), float(np.max(y_rest))]
 
 
+def test_row_numbers(prepared: PreparedData) -> np.ndarray:
+    """Each test row's row number in the input (0 = the first data row of the file), to
+    join test_predictions.parquet back to it."""
+    positions = prepared.positions
+    if positions is None:
+        positions = np.arange(len(prepared.features))
+    return np.asarray(positions)[prepared.test_idx].astype(np.int64)
+
+
 def _read_best(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     path = run_dir / "best_trial.json"
     if not path.is_file():
@@ -200,7 +212,15 @@ def export_best(
     export_strategy(best_cfg)  # a bad export.strategy fails before any training
     prepared = prepared if prepared is not None else prepare_data(cfg)
     last_epoch = int(frame.loc[frame["trial_id"] == best["trial_id"], "epoch"].max())
+    train_started = time.perf_counter()
     trained = train_models(prepared, best_cfg, best, last_epoch)
+    train_seconds = time.perf_counter() - train_started
+    calibration = (
+        calibrate(cfg, trained.fold_modules, prepared.trial_data.folds)
+        if prepared.task == "classification"
+        else None
+    )
+    baselines = fit_baselines(prepared, cfg)
 
     best_dir = begin_staging(run_dir)  # renamed to RUN_DIR/best when complete
     features = prepared.features
@@ -221,7 +241,11 @@ def export_best(
     (best_dir / PREPROCESSING_FILE).write_text(json.dumps(document, indent=1) + "\n")
 
     clip = prediction_range(cfg, prepared)
-    graph = ExportGraph(trained.modules, prepared.task, trained.y_means, trained.y_stds, clip)
+    temperature = calibration["temperature"] if calibration else 1.0
+    mixed = calibration["uniform_weight"] if calibration else 0.0
+    graph = ExportGraph(
+        trained.modules, prepared.task, trained.y_means, trained.y_stds, clip, temperature, mixed
+    )
     test_inputs = [transform_rows(test_rows, spec) for spec in specs]
     export_onnx(graph, test_inputs, best_dir / ONNX_FILE, str(cfg.model["_target_"]))
     manifest = {**_manifest(cfg, best, prepared, trained), "prediction_range": clip}
@@ -234,6 +258,9 @@ def export_best(
     test_target = target.iloc[prepared.test_idx].reset_index(drop=True)
     predictions = model.predict_cleaned(test_rows)
     predictions.insert(0, TARGET_COLUMN, test_target.to_numpy())
+    predictions.insert(0, ROW_COLUMN, test_row_numbers(prepared))
+    if calibration:
+        calibration["test"] = test_figures(graph, test_inputs, prepared.y[prepared.test_idx])
     predictions.to_parquet(best_dir / TEST_PREDICTIONS_FILE, index=False)
     train_target = target.iloc[prepared.train_idx].reset_index(drop=True)
     train_metrics = evaluate_predictions(manifest, train_target, model.predict_cleaned(rest))
@@ -257,6 +284,9 @@ def export_best(
         },
         "model": model_info,
         "train": train_metrics,
+        "train_seconds": train_seconds,  # the replay of the best trial and the refit
+        "baselines": baselines,
+        "calibration": calibration,
         "onnx_check": onnx_check,
         "preprocessing_check": preprocessing_check,
         "permutation_importance": permutation,

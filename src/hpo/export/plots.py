@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 STATUS_COLORS = {"completed": "tab:green", "stopped": "tab:orange", "failed": "tab:red"}
@@ -88,6 +89,10 @@ def predicted_vs_actual(predictions: pd.DataFrame) -> Figure:
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     ax.plot([low, high], [low, high], color="black", lw=1)
     ax.set(xlabel="actual", ylabel="predicted", title="Test split: predicted vs actual")
+    for axis in (ax.xaxis, ax.yaxis):  # few ticks: wide values (prices) ran together
+        axis.set_major_locator(MaxNLocator(nbins=5))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.4g}"))
+    ax.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     return fig
 
@@ -168,7 +173,9 @@ def epochs_per_trial(trials: pd.DataFrame, scheduler: dict[str, Any]) -> Figure 
     return fig
 
 
-def param_importances(importances: dict[str, float], budget: int | None) -> Figure | None:
+def param_importances(
+    importances: dict[str, float], budget: int | None, trials: int | None = None
+) -> Figure | None:
     if not importances:
         return None
     names = list(importances)[::-1]
@@ -176,7 +183,7 @@ def param_importances(importances: dict[str, float], budget: int | None) -> Figu
     ax.barh(names, [importances[n] for n in names], color="tab:purple")
     ax.set(
         xlabel="fANOVA importance (sums to 1)",
-        title=f"Hyperparameter importance (value at epoch {budget})",
+        title=f"Hyperparameter importance ({trials} trials, value at epoch {budget})",
     )
     fig.tight_layout()
     return fig
@@ -194,7 +201,18 @@ def _optuna_figure(draw, study: optuna.Study) -> Figure | None:
 
 
 def parallel_coordinates(study: optuna.Study) -> Figure | None:
-    return _optuna_figure(optuna.visualization.matplotlib.plot_parallel_coordinate, study)
+    fig = _optuna_figure(optuna.visualization.matplotlib.plot_parallel_coordinate, study)
+    if fig is None:
+        return None
+    # Optuna draws one axis per hyperparameter at a fixed width: their tick labels ran
+    # into the next axis. Give each axis room, smaller ticks, and slanted names.
+    columns = len(study.best_trial.params) + 1
+    fig.set_size_inches(max(8.0, 1.9 * columns), 5.5)
+    for ax in fig.axes:
+        ax.tick_params(labelsize=7)
+    for label in fig.axes[0].get_xticklabels():
+        label.set(rotation=25, ha="right", fontsize=8)
+    return fig
 
 
 def slices(study: optuna.Study) -> Figure | None:

@@ -46,6 +46,9 @@ class TrainedModels:
     training: list[FoldArrays]  # what each module was trained on (to check the export)
     layouts: list[list[str]]  # each module's input columns
     info: dict[str, Any] = field(default_factory=dict)
+    # the replayed fold-models (early-stopping weights), whose out-of-fold predictions
+    # calibrate the export (hpo.export.calibration)
+    fold_modules: list[Any] = field(default_factory=list)
 
     @property
     def y_means(self) -> list[float]:
@@ -207,9 +210,10 @@ def train_models(
                 list(prepared.trial_data.folds),
                 [layout] * len(fold_modules),
                 info,
+                fold_modules,
             )
         epochs, how = refit_epochs(best.get("fold_best_epochs"), int(best["epoch"]))
         module, preprocessor, arrays, history = refit_all_rows(prepared, best_cfg, epochs)
     info.update({"epochs": epochs, "how": how, "rows": len(arrays.train_rows), "history": history})
     layout = output_names(preprocessor)
-    return TrainedModels(strategy, [module], [preprocessor], [arrays], [layout], info)
+    return TrainedModels(strategy, [module], [preprocessor], [arrays], [layout], info, fold_modules)

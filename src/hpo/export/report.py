@@ -22,15 +22,23 @@ from hpo.config import load_run_config
 from hpo.data.quality import QUALITY_FILE
 from hpo.errors import HPOError
 from hpo.export import pitfalls
+from hpo.export.baselines import baseline_warnings, comparison
 from hpo.export.metrics import evaluate_predictions, heldout_metric_name
 from hpo.export.predictor import MANIFEST_FILE
-from hpo.export.sweep_stats import history, param_importances, rebuild_study, sweep_summary
+from hpo.export.sweep_stats import (
+    history,
+    importance_basis,
+    param_importances,
+    rebuild_study,
+    sweep_summary,
+)
 from hpo.space import build_search_space
 
 BEST_DIR = "best"
 EXPORT_FILE = "export.json"
 TEST_PREDICTIONS_FILE = "test_predictions.parquet"
 TARGET_COLUMN = "target"
+ROW_COLUMN = "row"  # the test row's row number in the input file (0 = first data row)
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
@@ -171,6 +179,7 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
     sweep, trials = sweep_summary(run.trials, cfg, export.get("sweep_wall_s"))
     study, budget = rebuild_study(run.trials, cfg)
     importances, note = param_importances(study, int(cfg.seed))
+    basis = importance_basis(study, budget, int(cfg.trainer.max_epochs))
     space, _ = build_search_space(cfg.search_space)
     warnings = [
         *data_warnings(run.quality),
@@ -179,6 +188,7 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
         *pitfalls.heldout_below_cv(over),
         *pitfalls.boundary_values(space, best["params"]),
         *pitfalls.imbalance_with_accuracy(best["metric"], export.get("class_counts")),
+        *baseline_warnings(run.manifest["task"], test, export.get("baselines")),
     ]
     report = {
         "run_dir": str(run.run_dir),
@@ -197,11 +207,15 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
         "test": test,
         "train": export["train"],
         "overfitting": over,
+        "baselines": comparison(run.manifest["task"], best, test, export),
+        "calibration": export.get("calibration"),
         "sweep": sweep,
         "hyperparameter_importance": {
-            "method": "fANOVA (optuna.importance.FanovaImportanceEvaluator) over every trial "
-            f"that reported, valued at the common budget of {budget} epoch(s)",
+            "method": "fANOVA (optuna.importance.FanovaImportanceEvaluator) over the "
+            f"{basis['trials']} trials that reported, valued at the common budget of {budget} "
+            f"of {basis['max_epochs']} epoch(s)",
             "common_budget_epochs": budget,
+            **basis,
             "importances": importances,
             "note": note,
         },

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 from hpo.export import plots
 from hpo.export.html_parts import fmt, table
 from hpo.export.report import PLOTS_DIR
+from hpo.export.report_baselines import baselines_section, calibration_section, reliability_diagram
 from hpo.export.report_sections import data_quality_section
 
 __all__ = ["fmt", "table", "write_html"]
@@ -189,6 +190,12 @@ def write_html(run, report: dict[str, Any], extra: dict[str, Any], path: Path) -
         ),
         (outcome, "test_outcome", outcome_caption),
         (
+            reliability_diagram(report.get("calibration")),
+            "reliability",
+            "Reliability diagram on the test split: accuracy against the top-class "
+            "probability, before and after temperature scaling (fitted out-of-fold).",
+        ),
+        (
             plots.permutation_importance(perm),
             "permutation_importance",
             f"Permutation importance on the test split ({perm.get('repeats')} shuffles per "
@@ -205,9 +212,11 @@ def write_html(run, report: dict[str, Any], extra: dict[str, Any], path: Path) -
             "Epochs each trial got before it completed or the scheduler stopped it.",
         ),
         (
-            plots.param_importances(imp["importances"], imp["common_budget_epochs"]),
+            plots.param_importances(
+                imp["importances"], imp["common_budget_epochs"], imp.get("trials")
+            ),
             "param_importances",
-            imp["method"] + ".",
+            imp["method"] + "." + (f" Caveat: it {imp['caveat']}." if imp.get("caveat") else ""),
         ),
         (
             plots.parallel_coordinates(extra["study"]),
@@ -254,7 +263,8 @@ def write_html(run, report: dict[str, Any], extra: dict[str, Any], path: Path) -
 {report["sweep"]["cv_folds"]}-fold CV, {data["rows_test"]} held out for
 the test · best trial {escape(best["trial_id"])} at epoch {best["epoch"]}</p>
 <h2>Warnings</h2>{warning_html}
-{_metrics_section(report)}{_per_class(report)}
+{_metrics_section(report)}{baselines_section(report)}{calibration_section(report)}
+{_per_class(report)}
 {data_quality_section(report)}
 <h2>Best hyperparameters</h2>{params}
 <h3>Cross-validation at the best epoch</h3>

@@ -178,3 +178,19 @@ def param_importances(study: optuna.Study, seed: int) -> tuple[dict[str, float],
     except (RuntimeError, ValueError) as exc:
         return {}, f"fANOVA failed: {exc}"
     return {k: float(v) for k, v in found.items()}, None
+
+
+ROUGH_TRIALS = 20  # fewer trials than this make fANOVA's forest a rough guide
+
+
+def importance_basis(study: optuna.Study, budget: int | None, max_epochs: int) -> dict[str, Any]:
+    """How many trials and which budget the importances rest on, and a caveat when that
+    is thin (few trials, or a budget well short of max_epochs)."""
+    trials = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    caveat = None
+    if budget is not None and (trials < ROUGH_TRIALS or budget < max_epochs / 3):
+        caveat = (
+            f"rests on {trials} trials valued at epoch {budget} of {max_epochs} (the epoch "
+            "every trial reached): a rough ranking of what mattered early, not a measurement"
+        )
+    return {"trials": trials, "budget_epochs": budget, "max_epochs": max_epochs, "caveat": caveat}

@@ -30,11 +30,13 @@ from hpo.data.prepare import PreparedData, prepare_data
 from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
 from hpo.paths import os_errors, raise_for_os_error
+from hpo.export.options import check_export_options
 from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
 from hpo.sweep.asha import ResumableASHA, SchedulerState
 from hpo.sweep.interrupts import tune_handlers_undone
 from hpo.sweep.lock import release_run_dir
 from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch, TuneDrivenGridSampler
+from hpo.sweep.prune import prune_checkpoints
 from hpo.sweep.recorder import TrialRecorder
 from hpo.sweep.resources import plan_concurrency
 from hpo.sweep.results import (
@@ -162,6 +164,7 @@ def check_before_ray(
 ) -> int:
     """Checks that need the task; returns the number of trials to run."""
     names = names if names is not None else reported_metrics(task)
+    check_export_options(cfg)  # the export runs after every trial: check its keys now
     if cfg.metric not in names:
         raise ConfigError(
             f"config key `metric`: {cfg.metric!r} is not reported for {task}; use one of "
@@ -369,6 +372,8 @@ def finish_run(cfg, location, space, started_at, study, prepared, scheduler) -> 
     """finish_sweep, then the URI upload and what the caller may want to inspect."""
     try:
         result = finish_sweep(cfg, location.local, space, started_at, study, prepared)
+        # every trial has ended: resume restores none, the export replays from the seed
+        result.extra["pruned"] = prune_checkpoints(location)
     finally:
         location.upload()
     result.extra["storage"] = location.display

@@ -22,6 +22,12 @@ def summary_lines(result: SweepResult, cfg) -> list[str]:
         f"trials: {total} ({c.get('completed', 0)} completed, {c.get('stopped', 0)} stopped by "
         f"{cfg.scheduler.name}, {c.get('failed', 0)} failed) in {result.wall_s:.0f}s"
     )
+    pruned = result.extra.get("pruned")
+    if pruned and pruned["checkpoints"]:
+        lines.append(
+            f"checkpoints of ended trials pruned: {pruned['checkpoints']} "
+            f"({pruned['bytes'] / 1e6:.1f} MB freed)"
+        )
     best = result.best
     if best is None:
         lines.append("no trial produced a result")
@@ -68,6 +74,8 @@ def export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
     model = report["model"]
     lines = [
         f"test ({test['rows']} held-out rows, {model['strategy']} model): " + ", ".join(shown),
+        *baseline_lines(report),
+        *calibration_lines(report),
         f"exported model: {best_dir} (ONNX check "
         f"{'passed' if report['onnx_check']['passed'] else 'FAILED'}, "
         f"{export_seconds:.1f}s); predict with: hpo predict {best_dir} INPUT --output OUT",
@@ -75,6 +83,39 @@ def export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
     ]
     lines += [f"  warning: {w['message']}" for w in report["warnings"]]
     return lines
+
+
+def baseline_lines(report: dict) -> list[str]:
+    """One line per baseline: its test metrics and fit time, and what it beats the tuned
+    model on."""
+    found = report.get("baselines")
+    if not found:
+        return []
+    tuned, *baselines = found["rows"]
+    names = [n for n in TEST_LINE_METRICS[report["task"]] if n in found["metrics"]]
+    lines = []
+    for row in baselines:
+        shown = ", ".join(
+            f"{n} {row['test'][n]:.4f}" for n in names if row["test"].get(n) is not None
+        )
+        verdict = f"; BEATS the tuned model on {', '.join(row['wins'])}" if row["wins"] else ""
+        lines.append(
+            f"  baseline {row['model']} (same split, fit {row['fit_seconds']:.2f}s): "
+            f"{shown}{verdict}"
+        )
+    return lines
+
+
+def calibration_lines(report: dict) -> list[str]:
+    found = report.get("calibration")
+    if not found or not found.get("test"):
+        return []
+    test = found["test"]
+    return [
+        f"  calibration: temperature {found['temperature']:.3g} fitted out-of-fold; test "
+        f"log loss {test['log_loss_before']:.4f} -> {test['log_loss_after']:.4f}, ECE "
+        f"{test['ece_before']:.4f} -> {test['ece_after']:.4f}"
+    ]
 
 
 def lightning_export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
