@@ -48,7 +48,7 @@ class SearcherConfig:
 
 @dataclass
 class SchedulerConfig:
-    name: str = "asha"  # asha | hyperband | median | pbt | fifo
+    name: str = "asha"  # asha | hyperband | bohb | median | pbt | fifo
     grace_period: int = 2
     reduction_factor: int = 3
     max_t: int = 30
@@ -57,6 +57,9 @@ class SchedulerConfig:
     perturbation_interval: int = 2  # pbt: epochs between exploit/explore steps
     quantile_fraction: float = 0.25  # pbt: the bottom fraction that copies the top one
     resample_probability: float = 0.25  # pbt: explore by resampling, not perturbing
+    racing: bool = False  # fold racing around any scheduler (hpo.sweep.racing)
+    racing_alpha: float = 0.05  # the one-sided paired t-test's level
+    racing_min_epoch: int = 1  # the first epoch at which a trial can be raced out
 
 
 @dataclass

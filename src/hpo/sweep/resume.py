@@ -159,6 +159,14 @@ def resume_sweep(
     try:
         concurrent = check_resources(cfg)
         sweep = build_sweep(cfg, prepared, space, location, num_samples, concurrent, stream, names)
+        if stream is not None and not hasattr(sweep.scheduler, "state_dict"):
+            if cfg.scheduler.name != "fifo":  # (FIFO has nothing to lose)
+                print(
+                    f"hpo: scheduler={cfg.scheduler.name} keeps no state hpo can save: it "
+                    "goes on without its history of the trials before the resume",
+                    file=stream,
+                    flush=True,
+                )
         try:
             fit_sweep(sweep, cfg, location, num_samples, resume=True)
         except (ValueError, FileNotFoundError) as exc:

@@ -28,7 +28,7 @@ from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
 from hpo.space import SearchSpace, build_search_space, grid_size
 from hpo.sweep.asha import SchedulerState, SuccessiveHalving
-from hpo.sweep.factories import make_sampler, make_scheduler, make_searcher
+from hpo.sweep.factories import make_sampler, make_scheduler, make_searcher, pbt_mutations
 from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.recorder import TrialRecorder
 from hpo.sweep.resources import plan_concurrency
@@ -118,6 +118,13 @@ def check_before_ray(
             "config key `search_space`: the search space is empty; add sweep expressions "
             "such as 'optim.lr=tag(log, interval(1e-4, 1e-2))'."
         )
+    if cfg.scheduler.name == "pbt":
+        pbt_mutations(space)  # a space with nothing PBT can explore fails here
+        if cfg.budget.max_concurrent_trials == 1:
+            raise ConfigError(
+                "config key `budget.max_concurrent_trials`: scheduler=pbt needs trials "
+                "running side by side to exploit; set it to 2 or more (or null)."
+            )
     if cfg.searcher.name == "grid":
         num_samples = (
             min(num_samples, grid_size(space)) if cfg.budget.num_samples else grid_size(space)
@@ -290,6 +297,11 @@ def finish_run(cfg, location, space, started_at, study, prepared, scheduler) -> 
     result.extra["storage"] = location.display
     if isinstance(scheduler, SuccessiveHalving):
         result.extra["asha_rungs"] = scheduler.rung_records()
+        result.extra["brackets"] = [
+            scheduler.rung_records(b) for b in range(len(scheduler.brackets))
+        ]
+    if hasattr(scheduler, "state_dict"):
+        result.extra["scheduler_state"] = scheduler.state_dict()
     return result
 
 

@@ -20,7 +20,7 @@ from ray import tune
 from ray.tune import ResumeConfig, Stopper
 
 from hpo.space import SearchSpace
-from hpo.sweep.factories import make_scheduler, make_searcher
+from hpo.sweep.factories import make_scheduler, make_searcher, tune_space
 from hpo.sweep.storage import TUNE_DIR
 
 FINISHED_STATES = ("TERMINATED", "ERROR")
@@ -60,6 +60,10 @@ class Sweep:
     time_budget_s: float | None = None
     max_failures: int = 0
     name: str = TUNE_DIR
+    param_space: dict | None = None  # Tune domains, for a searcher that samples them
+    # Checkpoints each trial keeps: PBT clones another trial's checkpoint, which must still
+    # be there (None: all), the other schedulers need only the latest.
+    keep_checkpoints: int | None = 1
 
     @classmethod
     def from_config(
@@ -75,6 +79,9 @@ class Sweep:
     ) -> Sweep:
         """The config's searcher (its study in ``journal``) and scheduler, around
         ``trainable``; ``extra``: callbacks, stopper, ... as the attributes say."""
+        if cfg.scheduler.name == "pbt":
+            extra.setdefault("param_space", tune_space(space))
+            extra.setdefault("keep_checkpoints", None)
         return cls(
             trainable=trainable,
             metric=cfg.metric,
@@ -101,6 +108,7 @@ class Sweep:
             storage_path=self.storage_path,
             metric=self.metric,
             mode=self.mode,
+            config=self.param_space,
             search_alg=self.searcher,
             scheduler=self.scheduler,
             num_samples=self.num_samples,
@@ -114,7 +122,7 @@ class Sweep:
             # checkpoint, so a killed driver loses at most the epoch in flight (the
             # snapshot can lag the deletion of the previous checkpoint by a moment:
             # hpo.sweep.resume.repair_snapshot_checkpoints covers that).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=self.keep_checkpoints),
             max_failures=self.max_failures,
             raise_on_failed_trial=False,
             verbose=0,
