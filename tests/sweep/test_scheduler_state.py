@@ -94,3 +94,31 @@ def test_pbt_refuses_a_space_it_cannot_explore():
     space, _ = build_search_space(cfg.search_space)
     with pytest.raises(ConfigError, match="pbt explores continuous keys"):
         check_before_ray(cfg, space, "classification")
+
+
+def test_replay_of_the_recorded_rows_rebuilds_the_rungs_of_the_live_sweep():
+    rng = random.Random(1)
+    rows = []
+    for index in range(10):
+        for epoch in range(1, rng.randrange(2, 10)):
+            rows.append(
+                {
+                    "event": "result",
+                    "trial_id": f"t{index}",
+                    "trial_index": index,
+                    "epoch": epoch,
+                    "val_loss": rng.random(),
+                }
+            )
+    live = SuccessiveHalving(
+        "val_loss", "min", max_t=9, grace_period=1, reduction_factor=2, brackets=2
+    )
+    for index in range(10):
+        live.on_trial_add(None, trial(f"t{index}"))
+    feed(live, [(r["trial_id"], r["epoch"], r["val_loss"]) for r in rows])
+    rebuilt = SuccessiveHalving(
+        "val_loss", "min", max_t=9, grace_period=1, reduction_factor=2, brackets=2
+    )
+    rebuilt.replay(rows + rows[-5:])  # rows seen twice (a re-run epoch) count once
+    assert rebuilt.state_dict()["rungs"] == live.state_dict()["rungs"]
+    assert rebuilt.trial_bracket == live.trial_bracket

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,22 @@ class SuccessiveHalving(FIFOScheduler):
         if int(epoch) >= self.max_t:  # the top fidelity: done (as Ray's ASHA)
             return TrialScheduler.STOP
         return action
+
+    def replay(self, rows: list[dict]) -> None:
+        """Rebuild the rungs from trials.jsonl's rows (hpo's own record of every result,
+        written as it arrived): each trial's bracket drawn in creation order, each
+        (trial, epoch) judged once, at its first value, as the uninterrupted sweep did."""
+        first = {}
+        for row in rows:
+            first.setdefault(row["trial_id"], row.get("trial_index", 0))
+        for trial_id in sorted(first, key=first.get):
+            self.on_trial_add(None, SimpleNamespace(trial_id=trial_id))
+        seen = set()
+        for row in rows:
+            key = (row["trial_id"], row.get("epoch"))
+            if row.get("event") == "result" and key not in seen:
+                seen.add(key)
+                self.on_trial_result(None, SimpleNamespace(trial_id=row["trial_id"]), row)
 
     def state_dict(self) -> dict[str, Any]:
         return {

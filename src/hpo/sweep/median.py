@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from types import SimpleNamespace
 from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -58,6 +59,15 @@ class MedianStopping(FIFOScheduler):
             self.stopped[trial.trial_id] = epoch
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+    def replay(self, rows: list[dict]) -> None:
+        """Rebuild the curves from trials.jsonl's rows (each (trial, epoch) once)."""
+        seen = set()
+        for row in rows:
+            key = (row["trial_id"], row.get("epoch"))
+            if row.get("event") == "result" and key not in seen:
+                seen.add(key)
+                self.on_trial_result(None, SimpleNamespace(trial_id=row["trial_id"]), row)
 
     def state_dict(self) -> dict[str, Any]:
         return {

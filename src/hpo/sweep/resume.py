@@ -14,6 +14,7 @@ from its last checkpoint; its first outcome is the one kept (study and trials.js
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from hpo.cluster import start_ray, stop_ray
 from hpo.config.compose import load_run_config, validate_config
 from hpo.errors import ConfigError, HPOError
 from hpo.space import build_search_space
+from hpo.sweep.asha import SchedulerState
 from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.recorder import STATUS_RUNNING, drop_partial_row
 from hpo.sweep.results import ROWS_FILE, load_rows
@@ -119,6 +121,19 @@ def has_search_state(location: RunLocation) -> bool:
     return bool(snapshots) and (location.local / JOURNAL_FILE).is_file()
 
 
+def replay_scheduler(sweep, rows_file: Path) -> None:
+    """Rebuild the scheduler's records from trials.jsonl, hpo's own record of every
+    result as it arrived (at least as new as Tune's last snapshot, which can trail the
+    checkpoint a trial resumes from). The records saved with the snapshot are then not
+    loaded: the callback that carries them is left out (Tune restores callback state by
+    position, and the recorder stays first)."""
+    if not hasattr(sweep.scheduler, "replay"):
+        return
+    lines = rows_file.read_text().splitlines() if rows_file.exists() else []
+    sweep.scheduler.replay([json.loads(line) for line in lines if line.strip()])
+    sweep.callbacks = [c for c in sweep.callbacks if not isinstance(c, SchedulerState)]
+
+
 def resume_sweep(
     run_dir: str | Path, overrides: Sequence[str] = (), stream=sys.stdout
 ) -> SweepResult:
@@ -159,6 +174,7 @@ def resume_sweep(
     try:
         concurrent = check_resources(cfg)
         sweep = build_sweep(cfg, prepared, space, location, num_samples, concurrent, stream, names)
+        replay_scheduler(sweep, location.local / ROWS_FILE)
         if stream is not None and not hasattr(sweep.scheduler, "state_dict"):
             if cfg.scheduler.name != "fifo":  # (FIFO has nothing to lose)
                 print(
