@@ -1,16 +1,17 @@
 """Runs one method on one task through Ray Tune, on an epoch budget.
 
-This is hpo.sweep.runner.build_tuner with two additions that run_sweep has no hook for
-yet: a Stopper that ends the run when its trial-epoch budget is spent (so methods are
-compared on equal budgets), and the wall time of every report as it reaches the driver
-(for anytime curves). The searcher and scheduler come from hpo's own factories, so a
-method's overrides (``searcher=random``, ``scheduler=fifo``, ``searcher.bridge=stock``)
-mean here what they mean to ``hpo sweep``.
+Through the same Sweep as ``hpo sweep`` and ``hpo resume`` (hpo.sweep.sweep.Sweep, its
+searcher and scheduler from hpo's factories, so a method's overrides such as
+``searcher=random``, ``scheduler=fifo``, ``searcher.bridge=stock`` mean here what they mean
+to ``hpo sweep``), with a stopper that ends the run when its trial-epoch budget is spent
+(methods are compared on equal budgets) and logs the wall time of every report as it
+reaches the driver (for anytime curves).
 """
 
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -19,7 +20,8 @@ from ray.tune import Stopper
 from ray.tune.result import TRAINING_ITERATION
 
 from benchmarks.anytime import AnytimeLog
-from hpo.sweep.runner import make_scheduler, make_searcher, trial_dirname
+from hpo.sweep.optuna_bridge import JOURNAL_FILE
+from hpo.sweep.sweep import Sweep
 
 
 class EpochBudgetStopper(Stopper):
@@ -45,33 +47,21 @@ class EpochBudgetStopper(Stopper):
 def run_with_ray_tune(objective, cfg: DictConfig, log: AnytimeLog, n_workers: int) -> AnytimeLog:
     """Run ``objective``'s trainable with the config's searcher and scheduler until
     ``log`` says the budget is spent. Ray must already be initialized."""
-    searcher = make_searcher(cfg, objective.space, n_workers)
     trainable = tune.with_resources(
         objective.ray_trainable(), {"cpu": float(cfg.resources.cpus_per_trial)}
     )
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as storage:
-        tuner = tune.Tuner(
+        sweep = Sweep.from_config(
+            cfg,
+            objective.space,
             trainable,
-            tune_config=tune.TuneConfig(
-                metric=objective.metric,
-                mode=objective.mode,
-                search_alg=searcher,
-                scheduler=make_scheduler(cfg),
-                # An upper bound only: the stopper ends the run when the epochs are spent.
-                num_samples=log.epoch_budget,
-                max_concurrent_trials=n_workers,
-                reuse_actors=True,
-                trial_dirname_creator=trial_dirname,
-            ),
-            run_config=tune.RunConfig(
-                name="tune",
-                storage_path=storage,
-                verbose=0,
-                stop=EpochBudgetStopper(log),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                failure_config=tune.FailureConfig(max_failures=int(cfg.budget.max_retries)),
-            ),
+            storage,
+            Path(storage) / JOURNAL_FILE,
+            # An upper bound only: the stopper ends the run when the epochs are spent.
+            num_samples=log.epoch_budget,
+            concurrent=n_workers,
+            stopper=EpochBudgetStopper(log),
         )
-        grid = tuner.fit()
-    log.failed = int(grid.num_errors)
+        trials = sweep.run()
+    log.failed = sum(t.status == "ERROR" for t in trials)
     return log

@@ -4,7 +4,7 @@ each method's overrides select the searcher and scheduler they name."""
 from __future__ import annotations
 
 import pytest
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from benchmarks.definitions import BENCHMARKS, QUICK_TASKS, BenchmarkDefinition, shrink
@@ -13,7 +13,8 @@ from benchmarks.native_optuna import run_native_optuna
 from benchmarks.synthetic import Hartmann6Objective
 from hpo.config import compose_config
 from hpo.space import build_search_space
-from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch
+from hpo.sweep.asha import SuccessiveHalving
+from hpo.sweep.optuna_bridge import StudySearcher
 from hpo.sweep.runner import make_scheduler, make_searcher
 
 
@@ -44,22 +45,22 @@ def test_the_seven_methods_of_the_issue_are_registered():
     assert all(m.baseline is None for n, m in METHODS.items() if n != "optuna_native")
 
 
-EXPECTED = {
-    "asha_tpe": ("tpe", FidelityAwareOptunaSearch, ASHAScheduler),
-    "asha_tpe_stock": ("tpe", OptunaSearch, ASHAScheduler),
-    "asha_random": ("random", FidelityAwareOptunaSearch, ASHAScheduler),
-    "fifo_tpe": ("tpe", FidelityAwareOptunaSearch, FIFOScheduler),
-    "fifo_random": ("random", FidelityAwareOptunaSearch, FIFOScheduler),
-    "hyperband_tpe": ("tpe", FidelityAwareOptunaSearch, HyperBandScheduler),
+EXPECTED = {  # searcher, its class, scheduler class, brackets
+    "asha_tpe": ("tpe", StudySearcher, SuccessiveHalving, 1),
+    "asha_tpe_stock": ("tpe", OptunaSearch, SuccessiveHalving, 1),
+    "asha_random": ("random", StudySearcher, SuccessiveHalving, 1),
+    "fifo_tpe": ("tpe", StudySearcher, FIFOScheduler, None),
+    "fifo_random": ("random", StudySearcher, FIFOScheduler, None),
+    "hyperband_tpe": ("tpe", StudySearcher, SuccessiveHalving, 3),
 }
 
 
 @pytest.mark.parametrize("task", list(BENCHMARKS))
 @pytest.mark.parametrize("method", list(EXPECTED))
-def test_method_overrides_mean_what_hpo_sweep_means(task, method):
+def test_method_overrides_mean_what_hpo_sweep_means(task, method, tmp_path):
     definition = BENCHMARKS[task]
     cfg, _ = compose_config([*definition.hydra_overrides(3), *METHODS[method].overrides])
-    sampler, searcher_cls, scheduler_cls = EXPECTED[method]
+    sampler, searcher_cls, scheduler_cls, brackets = EXPECTED[method]
     assert (cfg.seed, cfg.metric, cfg.trainer.max_epochs) == (
         3,
         definition.metric,
@@ -70,10 +71,12 @@ def test_method_overrides_mean_what_hpo_sweep_means(task, method):
         space = Hartmann6Objective(definition.max_epochs, 0).space
     else:
         space, _ = build_search_space(cfg.search_space)
-    searcher = make_searcher(cfg, space, definition.n_workers)
+    searcher = make_searcher(cfg, space, definition.n_workers, tmp_path / "journal.log")
     assert type(searcher) is searcher_cls
-    # the class itself, or hpo's direct subclass of it (ResumableASHA keeps rungs on resume)
-    assert scheduler_cls in type(make_scheduler(cfg)).__mro__[:2]
+    scheduler = make_scheduler(cfg)
+    assert type(scheduler) is scheduler_cls
+    if brackets is not None:
+        assert len(scheduler.brackets) == brackets
     assert cfg.scheduler.max_t == definition.max_epochs  # the top rung is the top fidelity
 
 

@@ -165,7 +165,10 @@ def test_resume_after_sigkill_keeps_finished_trials_searcher_and_asha_rungs(ray_
 
     # The searcher kept its history: one Optuna trial per Tune trial, told as recorded.
     status = frame.groupby("trial_id")["status"].last()
-    states = [t.state for t in result.study.trials]
+    # (a trial asked just after Tune's last snapshot never ran: it is told FAIL, "orphan")
+    orphans = [t for t in result.study.trials if t.user_attrs.get("hpo_status") == "orphan"]
+    assert all(t.state == TrialState.FAIL for t in orphans)
+    states = [t.state for t in result.study.trials if t not in orphans]
     assert len(states) == budget
     assert states.count(TrialState.COMPLETE) == (status == "completed").sum()
     assert states.count(TrialState.PRUNED) == (status == "stopped").sum()

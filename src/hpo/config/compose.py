@@ -35,7 +35,8 @@ from hpo.space import build_search_space, split_overrides
 
 PRIMARY = "hpo_config"  # hpo's config.yaml in the ConfigStore, under a user's --config-dir
 SEARCHERS = ("tpe", "random", "grid", "gp", "cmaes")
-SCHEDULERS = ("asha", "hyperband", "fifo")
+SCHEDULERS = ("asha", "hyperband", "bohb", "median", "pbt", "fifo")
+STOPPED_AS = ("pruned", "imputed")
 CV_STRATEGIES = ("auto", "stratified", "kfold", "group")
 
 
@@ -253,6 +254,41 @@ def _check_values(cfg: DictConfig) -> None:
         "searcher.name",
         f"must be one of {', '.join(SEARCHERS)}, got {cfg.searcher.name!r} "
         "(pick one with searcher=NAME).",
+    )
+    require(
+        cfg.searcher.stopped_as in STOPPED_AS,
+        "searcher.stopped_as",
+        f"must be one of {', '.join(STOPPED_AS)}, got {cfg.searcher.stopped_as!r}.",
+    )
+    require(cfg.scheduler.brackets >= 1, "scheduler.brackets", "must be at least 1.")
+    require(
+        cfg.scheduler.name != "bohb" or cfg.searcher.name == "tpe",
+        "searcher.name",
+        f"scheduler=bohb is TPE with Hyperband brackets, got searcher={cfg.searcher.name}; "
+        "use searcher=tpe, or scheduler=hyperband for another searcher.",
+    )
+    require(
+        0.0 < cfg.scheduler.racing_alpha < 0.5,
+        "scheduler.racing_alpha",
+        f"must lie in (0, 0.5), got {cfg.scheduler.racing_alpha}.",
+    )
+    require(
+        cfg.scheduler.name != "pbt" or cfg.searcher.name == "random",
+        "searcher.name",
+        f"scheduler=pbt draws its first population at random (Ray runs PBT without a "
+        f"search algorithm), so searcher={cfg.searcher.name} would be ignored; add "
+        "searcher=random.",
+    )
+    require(cfg.scheduler.min_samples >= 1, "scheduler.min_samples", "must be at least 1.")
+    require(
+        cfg.scheduler.perturbation_interval >= 1,
+        "scheduler.perturbation_interval",
+        "must be at least 1.",
+    )
+    require(
+        0.0 < cfg.scheduler.quantile_fraction <= 0.5,
+        "scheduler.quantile_fraction",
+        f"must lie in (0, 0.5], got {cfg.scheduler.quantile_fraction}.",
     )
     require(
         cfg.scheduler.name in SCHEDULERS,

@@ -42,15 +42,26 @@ class SearcherConfig:
     n_startup_trials: int = 8
     multivariate: bool = True
     constant_liar: Any = "auto"  # auto | true | false
-    bridge: str = "fidelity"  # fidelity (ASHA-stopped -> PRUNED) | stock (Ray's OptunaSearch)
+    bridge: str = "fidelity"  # fidelity (hpo's study searcher) | stock (Ray's OptunaSearch)
+    # What the sampler learns from a scheduler-stopped trial (hpo.sweep.optuna_bridge):
+    # pruned (TPE; CMA-ES with consider_pruned_trials) | imputed (COMPLETE, for GP)
+    stopped_as: str = "pruned"
 
 
 @dataclass
 class SchedulerConfig:
-    name: str = "asha"  # asha | hyperband | fifo
+    name: str = "asha"  # asha | hyperband | bohb | median | pbt | fifo
     grace_period: int = 2
     reduction_factor: int = 3
     max_t: int = 30
+    brackets: int = 1  # hyperband: asynchronous brackets (asha: always 1)
+    min_samples: int = 3  # median: trials that must have reached an epoch to judge there
+    perturbation_interval: int = 2  # pbt: epochs between exploit/explore steps
+    quantile_fraction: float = 0.25  # pbt: the bottom fraction that copies the top one
+    resample_probability: float = 0.25  # pbt: explore by resampling, not perturbing
+    racing: bool = False  # fold racing around any scheduler (hpo.sweep.racing)
+    racing_alpha: float = 0.05  # the one-sided paired t-test's level
+    racing_min_epoch: int = 1  # the first epoch at which a trial can be raced out
 
 
 @dataclass

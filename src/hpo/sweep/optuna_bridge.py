@@ -1,76 +1,181 @@
-"""A fidelity-aware bridge from Ray Tune to Optuna.
+"""Ray Tune's searcher over an Optuna study that lives in the run directory.
 
-Ray's stock ``OptunaSearch`` tells Optuna that a trial which ASHA stopped is COMPLETE
-with its last, low-epoch value, so TPE treats cheap partial results as full ones (and
-the value that made ASHA stop it was never reported as an intermediate value, since Tune
-skips ``on_trial_result`` for the result that gets a STOP decision). Here:
+The study is the search state: it sits in a JournalStorage file in the run directory
+(``optuna_journal.log``), so ``hpo resume`` reopens it with ``optuna.load_study`` and
+``optuna-dashboard optuna_journal.log`` shows the sweep live. Every Optuna trial carries
+its Tune trial id as a user attribute, so the searcher holds nothing that the study
+does not (as Optuna's own pruners hold only their settings). Only public seams are
+used: Tune's ``Searcher`` interface, ``study.ask`` / ``study.tell`` and the storage's
+public methods.
+
+What each Tune outcome becomes in the study:
 
 * a trial that ended by itself (its last result carries ``trial_finished=True``) is
   COMPLETE with its best epoch's value, the value the sweep ranks trials by;
-* a trial stopped by the scheduler is PRUNED, after its final value is reported as the
-  intermediate value of its last epoch, so Optuna's pruned-trial handling applies (TPE
-  ranks pruned trials below complete ones, by the step they reached and their value);
+* a trial stopped by the scheduler: every epoch it ran is an intermediate value, then
+  ``searcher.stopped_as`` decides what the sampler learns from it (hpo.sweep.fidelity):
+  ``pruned`` (TPE ranks pruned trials by the step they reached and their value; CMA-ES
+  with ``consider_pruned_trials``), or ``imputed``: COMPLETE with its last value moved by
+  the typical gain of trials that went on from that epoch (for GP, which learns only
+  from COMPLETE trials);
 * a failed or diverged trial (error, NaN/inf) is FAIL.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from ray.tune.result import TRAINING_ITERATION
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
+from hpo.sweep.fidelity import imputed_value
 from hpo.train.trial import FINISHED_KEY
 
+JOURNAL_FILE = "optuna_journal.log"
+STUDY_NAME = "hpo"
+TUNE_ID_ATTR = "tune_trial_id"
+STATUS_ATTR = "hpo_status"  # completed | stopped | failed | orphan: what the trial really did
+STOPPED_AS = ("pruned", "imputed")
 
-class FidelityAwareOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` that records scheduler-stopped trials as PRUNED."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._best_values: dict[str, float] = {}
+def journal_storage(path: str | Path) -> JournalStorage:
+    return JournalStorage(JournalFileBackend(str(path)))
 
-    def _better(self, a: float, b: float | None) -> bool:
-        if b is None:
-            return True
-        return a < b if self._mode == "min" else a > b
+
+def load_run_study(path: str | Path, sampler=None) -> optuna.Study:
+    """The study of a run (``RUN_DIR/optuna_journal.log``), as ``optuna.load_study`` opens it."""
+    return optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(path), sampler=sampler)
+
+
+class StudySearcher(Searcher):
+    """Ray Tune ``Searcher`` that asks and tells an Optuna study in a journal file.
+
+    Args:
+        space: key -> Optuna distribution (hpo.space).
+        metric, mode: what the trials report and which way is better.
+        sampler: the Optuna sampler (hpo.sweep.runner.make_sampler).
+        journal: the JournalStorage file; the study is created, or loaded if it exists.
+        stopped_as: ``pruned`` or ``imputed`` (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        space: dict[str, Any],
+        metric: str,
+        mode: str,
+        sampler: optuna.samplers.BaseSampler,
+        journal: str | Path,
+        stopped_as: str = "pruned",
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.space = dict(space)
+        self.sampler = sampler
+        self.journal = Path(journal)
+        self.stopped_as = stopped_as
+        self._study: optuna.Study | None = None
+        self._storage: JournalStorage | None = None
+        self._numbers: dict[str, int] = {}  # Tune trial id -> Optuna trial number
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its searcher; the study is the journal file, reopened on use.
+        return {**self.__dict__, "_study": None, "_storage": None, "_numbers": {}}
+
+    @property
+    def study(self) -> optuna.Study:
+        """The run's study (opened on first use: created, or loaded from the journal)."""
+        if self._study is None:
+            existing = self.journal.is_file() and self.journal.stat().st_size > 0
+            self._storage = journal_storage(self.journal)  # (creates the file)
+            if existing:
+                self._study = optuna.load_study(
+                    study_name=STUDY_NAME, storage=self._storage, sampler=self.sampler
+                )
+            else:
+                self._study = optuna.create_study(
+                    study_name=STUDY_NAME,
+                    storage=self._storage,
+                    sampler=self.sampler,
+                    direction="minimize" if self.mode == "min" else "maximize",
+                )
+            self._numbers = {
+                t.user_attrs[TUNE_ID_ATTR]: t.number
+                for t in self._study.get_trials(deepcopy=False)
+                if TUNE_ID_ATTR in t.user_attrs
+            }
+        return self._study
+
+    def _running(self, trial_id: str) -> tuple[int, int] | None:
+        """(number, storage id) of the Tune trial's Optuna trial while it runs; None once
+        it is finished (e.g. told just before a driver was killed) or unknown."""
+        number = self._numbers.get(trial_id)
+        if number is None:
+            return None
+        if self.study.get_trials(deepcopy=False)[number].state != TrialState.RUNNING:
+            return None
+        study_id = self._storage.get_study_id_from_name(STUDY_NAME)
+        return number, self._storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trial = self.study.ask(self.space)
+        trial.set_user_attr(TUNE_ID_ATTR, trial_id)
+        self._numbers[trial_id] = trial.number
+        return dict(trial.params)  # dotted keys, as hpo.train.trial.apply_params takes them
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        value = result.get(self.metric)
-        if value is None or not math.isfinite(value):
+        value, step = result.get(self.metric), result.get("epoch")
+        if value is None or step is None or not math.isfinite(value):
             return
-        if self._better(value, self._best_values.get(trial_id)):
-            self._best_values[trial_id] = value
-        super().on_trial_result(trial_id, result)
+        running = self._running(trial_id)
+        if running is not None:
+            self._storage.set_trial_intermediate_value(running[1], int(step), float(value))
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        running = self._running(trial_id)
+        if running is None:
             return
-        ot_trial = self._ot_trials[trial_id]
+        number, storage_id = running
         value = result.get(self.metric) if result else None
-        finite = value is not None and math.isfinite(value)
-        if error or not finite:
-            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
-        elif result.get(FINISHED_KEY):
-            if self._better(value, self._best_values.get(trial_id)):
-                self._best_values[trial_id] = value
-            self._ot_study.tell(ot_trial, self._best_values[trial_id], state=TrialState.COMPLETE)
+        if error or value is None or not math.isfinite(value):
+            self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "failed")
+            self.study.tell(number, state=TrialState.FAIL)
+            return
+        # Tune gives no on_trial_result for the result that made the scheduler stop it.
+        self.on_trial_result(trial_id, result)
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        values = list(frozen.intermediate_values.values()) or [float(value)]
+        if result.get(FINISHED_KEY):
+            self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "completed")
+            self.study.tell(number, min(values) if self.mode == "min" else max(values))
+            return
+        self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "stopped")
+        if self.stopped_as == "imputed":
+            self.study.tell(number, imputed_value(self.study, frozen, STATUS_ATTR))
         else:
-            step = int(result[TRAINING_ITERATION])
-            if step not in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values:
-                ot_trial.report(value, step)
-            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
-        self._completed_trials.add(trial_id)
+            self.study.tell(number, state=TrialState.PRUNED)
 
-    @property
-    def study(self):
-        """The Optuna study behind the search (for reports and tests)."""
-        return self._ot_study
+    # Tune saves this with every experiment snapshot: the Tune trials it knew then.
+    def save(self, checkpoint_path: str) -> None:
+        known = [t.user_attrs.get(TUNE_ID_ATTR) for t in self.study.get_trials(deepcopy=False)]
+        Path(checkpoint_path).write_text(json.dumps({"tune_trials": known}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        """On resume: trials asked after Tune's last snapshot never ran and never will
+        (Tune does not know them); they are told FAIL, marked ``orphan``."""
+        known = set(json.loads(Path(checkpoint_path).read_text())["tune_trials"])
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            trial_id = frozen.user_attrs.get(TUNE_ID_ATTR)
+            if trial_id not in known:
+                _, storage_id = self._running(trial_id)
+                self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "orphan")
+                self.study.tell(frozen.number, state=TrialState.FAIL)
 
 
 class TuneDrivenGridSampler(optuna.samplers.GridSampler):

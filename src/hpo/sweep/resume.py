@@ -1,45 +1,59 @@
 """`hpo resume RUN_DIR`: finish a sweep whose driver was killed or interrupted.
 
-``Tuner.restore`` brings back what Tune snapshotted in ``RUN_DIR/tune``: the trials
-(finished ones are kept and not run again; unfinished ones continue from their last
-checkpoint), the searcher with its whole history (for the fidelity bridge that includes
-the best value seen of every running trial), and the callbacks' state, which carries
-ASHA's rungs (hpo.sweep.asha). trials.jsonl goes on from its last row.
+The same Sweep as `hpo sweep` (hpo.sweep.runner.build_sweep), run with ``resume=True``:
+Ray Tune brings back its trials from ``RUN_DIR/tune`` (finished ones are kept and not
+run again; unfinished ones continue from their last checkpoint); the searcher reopens
+the run's Optuna study (``optuna_journal.log``, with ``optuna.load_study``); the rungs
+come back as the scheduler callback's state (hpo.sweep.asha). trials.jsonl goes on from
+its last row.
+
+What it cannot verify, and says so: a trial whose end reached the study and
+trials.jsonl just before the kill, but not Tune's last snapshot, is run again by Tune
+from its last checkpoint; its first outcome is the one kept (study and trials.jsonl).
 """
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pyarrow.fs as pafs
 from omegaconf import DictConfig, OmegaConf
-from ray import tune
 
 from hpo.cluster import start_ray, stop_ray
 from hpo.config.compose import load_run_config, validate_config
 from hpo.errors import ConfigError, HPOError
 from hpo.space import build_search_space
+from hpo.sweep.asha import SchedulerState
+from hpo.sweep.optuna_bridge import JOURNAL_FILE
+from hpo.sweep.lock import claim_run_dir
 from hpo.sweep.recorder import STATUS_RUNNING, drop_partial_row
 from hpo.sweep.results import ROWS_FILE, load_rows
 from hpo.sweep.runner import (
     SweepResult,
+    build_sweep,
     check_before_ray,
     check_resources,
     finish_run,
-    fit_tuner,
-    make_trainable,
+    fit_sweep,
     prepare_sweep_data,
-    sweep_callbacks,
+    upload_progress,
 )
-from hpo.sweep.storage import RunLocation, replace_missing_checkpoint, tune_filesystem
+from hpo.sweep.storage import (
+    CHECKPOINT_DIR,
+    RunLocation,
+    replace_missing_checkpoint,
+    tune_filesystem,
+)
 
 # What may change between the interrupted run and its resume: where it runs, not what.
 RESUMABLE_KEYS = ("cluster.",)
-FINISHED_IN_TUNE = ("TERMINATED", "ERROR")  # Tune skips these on restore (as configured)
+# How many checkpoints the snapshot's named one can trail the newest folder on disk: one
+# registered after the snapshot, one written but not yet registered (see below).
+SNAPSHOT_LAG = 3
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -65,66 +79,60 @@ def trial_statuses(rows_file: Path) -> dict[str, str]:
     return {} if frame.empty else frame.groupby("trial_id")["status"].last().to_dict()
 
 
-def repair_snapshot_checkpoints(location: RunLocation) -> list[str]:
-    """Recreate checkpoints that Tune's last snapshot names but Tune had already deleted.
+def repair_snapshot_checkpoints(location: RunLocation, unfinished: Sequence[str]) -> list[str]:
+    """Recreate checkpoints that Tune's last snapshot may name but Tune already deleted.
 
     With ``CheckpointConfig(num_to_keep=1)`` Ray Tune deletes a trial's previous
     checkpoint the moment it registers a new one, and the experiment snapshot that names
     the checkpoint to restore from reaches storage a moment later (asynchronously). A
-    driver killed in between leaves a snapshot naming a deleted checkpoint, and
-    ``Tuner.restore`` would fail that trial. Each such checkpoint is recreated from the
-    trial's next newer one: the trial resumes where it really was (its epoch count is
-    in the checkpoint, so trials.jsonl and ASHA, which counts epochs, stay right).
-
-    Reads the snapshot with Ray's own loaders (internal in Ray 2.60); if they change,
-    nothing is repaired and Tune reports the trial as before.
+    driver killed in between leaves a snapshot naming a deleted checkpoint, and the
+    restore would fail that trial. For each unfinished trial, each missing checkpoint
+    among the ``SNAPSHOT_LAG`` below its newest folder is recreated from the next newer
+    one: the trial resumes where it really was (its epoch count is in the checkpoint, so
+    trials.jsonl and the scheduler, which count epochs, stay right). Only folders are
+    read: the snapshot's format is Tune's own business.
     """
-    from ray.tune.trainable.metadata import _TrainingRunMetadata
-    from ray.tune.utils.serialization import _loads_with_cloudpickle
-
     fs, base = tune_filesystem(location)
-    snapshots = sorted(
-        info.path
-        for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-        if fnmatch.fnmatch(info.base_name, "experiment_state-*.json")
-    )
-    if not snapshots:
-        return []
     repaired = []
-    try:
-        with fs.open_input_stream(snapshots[-1]) as handle:
-            snapshot = _loads_with_cloudpickle(handle.readall())
-        for trial_state, run_metadata in snapshot["trial_data"]:
-            if _loads_with_cloudpickle(trial_state).get("status") in FINISHED_IN_TUNE:
-                continue  # not restored, so its checkpoint is not needed
-            manager = _TrainingRunMetadata.from_json_state(run_metadata).checkpoint_manager
-            latest = manager.latest_checkpoint_result
-            if latest is None:
-                continue
-            # the path as it was when written; the run directory may have moved since
-            trial_dir, name = PurePosixPath(latest.checkpoint.path).parts[-2:]
-            wanted = f"{base.rstrip('/')}/{trial_dir}/{name}"
+    for trial_id in unfinished:
+        trial_dir = f"{base.rstrip('/')}/trial_{trial_id}"
+        indices = sorted(
+            int(match.group(1))
+            for info in fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+            if info.type == pafs.FileType.Directory
+            and (match := CHECKPOINT_DIR.match(info.base_name))
+        )
+        if not indices:
+            continue
+        for index in range(max(0, indices[-1] - SNAPSHOT_LAG), indices[-1]):
+            wanted = f"{trial_dir}/checkpoint_{index:06d}"
             if replace_missing_checkpoint(fs, wanted):
                 repaired.append(wanted)
-    except (KeyError, AttributeError, TypeError, ValueError, ImportError):
-        return repaired
     return repaired
 
 
-def restored_parts(tuner: tune.Tuner):
-    """The TuneConfig and RunConfig that ``Tuner.restore`` unpickled from tuner.pkl.
+def has_search_state(location: RunLocation) -> bool:
+    """Tune's experiment snapshot and hpo's study journal are both there."""
+    fs, base = tune_filesystem(location)
+    snapshots = [
+        info
+        for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        if info.base_name.startswith("experiment_state-")
+    ]
+    return bool(snapshots) and (location.local / JOURNAL_FILE).is_file()
 
-    Ray 2.60 has no public accessor; the callbacks must be replaced (the pickled ones
-    know neither this process's output stream nor a moved run directory), and the
-    restored scheduler and searcher are read after the fit.
-    """
-    internal = getattr(tuner, "_local_tuner", None)
-    if internal is None or not hasattr(internal, "_tune_config"):
-        raise HPOError(
-            "this Ray version's Tuner hides its restored config, which `hpo resume` needs; "
-            "install ray>=2.50,<3 as pyproject.toml asks."
-        )
-    return internal._tune_config, internal.get_run_config()
+
+def replay_scheduler(sweep, rows_file: Path) -> None:
+    """Rebuild the scheduler's records from trials.jsonl, hpo's own record of every
+    result as it arrived (at least as new as Tune's last snapshot, which can trail the
+    checkpoint a trial resumes from). The records saved with the snapshot are then not
+    loaded: the callback that carries them is left out (Tune restores callback state by
+    position, and the recorder stays first)."""
+    if not hasattr(sweep.scheduler, "replay"):
+        return
+    lines = rows_file.read_text().splitlines() if rows_file.exists() else []
+    sweep.scheduler.replay([json.loads(line) for line in lines if line.strip()])
+    sweep.callbacks = [c for c in sweep.callbacks if not isinstance(c, SchedulerState)]
 
 
 def resume_sweep(
@@ -142,11 +150,12 @@ def resume_sweep(
     """
     started_at = time.monotonic()
     location = RunLocation.open(run_dir)
+    claim_run_dir(location.local, "hpo resume")  # one sweep per run dir; export_and_summarize releases it
     cfg = apply_overrides(load_run_config(location.local), overrides)
-    if not location.has_tuner_state():
+    if not has_search_state(location):
         raise HPOError(
-            f"{location.display} has no Ray Tune state (tune/tuner.pkl): the sweep stopped "
-            "before it started; run `hpo sweep` again."
+            f"{location.display} has no search state (tune/experiment_state-*.json and "
+            f"{JOURNAL_FILE}): the sweep stopped before it started; run `hpo sweep` again."
         )
     space, _ = build_search_space(cfg.search_space)
     # the same split and folds: they depend on the seed only
@@ -162,28 +171,27 @@ def resume_sweep(
         )
     if ended >= num_samples:  # nothing left to run: just (re)write the results
         return finish_run(cfg, location, space, started_at, None, prepared, None)
-    repair_snapshot_checkpoints(location)
+    repair_snapshot_checkpoints(location, [t for t, st in status.items() if st == STATUS_RUNNING])
     owns_ray = start_ray(cfg.cluster)
     try:
-        check_resources(cfg)
+        concurrent = check_resources(cfg)
+        sweep = build_sweep(cfg, prepared, space, location, num_samples, concurrent, stream, names)
+        replay_scheduler(sweep, location.local / ROWS_FILE)
+        if stream is not None and not hasattr(sweep.scheduler, "state_dict"):
+            if cfg.scheduler.name != "fifo":  # (FIFO has nothing to lose)
+                print(
+                    f"hpo: scheduler={cfg.scheduler.name} keeps no state hpo can save: it "
+                    "goes on without its history of the trials before the resume",
+                    file=stream,
+                    flush=True,
+                )
         try:
-            tuner = tune.Tuner.restore(
-                location.tune_path,
-                trainable=make_trainable(cfg, prepared),
-                resume_unfinished=True,
-                resume_errored=False,  # a failed trial stays failed (it is recorded so)
-                restart_errored=False,
-            )
+            fit_sweep(sweep, cfg, location, num_samples, resume=True)
         except (ValueError, FileNotFoundError) as exc:
             raise HPOError(f"cannot resume {location.display}: {exc}") from exc
-        tune_config, run_config = restored_parts(tuner)
-        scheduler = tune_config.scheduler
-        run_config.callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream, names)
-        fit_tuner(tuner, cfg, location, num_samples)
     finally:
         if owns_ray:
             stop_ray()
-        location.upload(ROWS_FILE)
-    searcher = tune_config.search_alg
-    study = getattr(searcher, "study", None) or getattr(searcher, "_ot_study", None)
-    return finish_run(cfg, location, space, started_at, study, prepared, scheduler)
+        upload_progress(location)
+    study = getattr(sweep.searcher, "study", None)
+    return finish_run(cfg, location, space, started_at, study, prepared, sweep.scheduler)

@@ -13,7 +13,6 @@ os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
 import shlex
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,19 @@ import optuna
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from ray import tune
-from ray.tune.schedulers import FIFOScheduler, HyperBandScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from hpo.cluster import node_resources, start_ray, stop_ray
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
-from hpo.paths import os_errors, raise_for_os_error
 from hpo.export.options import check_export_options
-from hpo.space import SearchSpace, build_search_space, grid_size, grid_values
-from hpo.sweep.asha import ResumableASHA, SchedulerState
+from hpo.paths import os_errors, raise_for_os_error
+from hpo.space import SearchSpace, build_search_space, grid_size
+from hpo.sweep.asha import SchedulerState, SuccessiveHalving
+from hpo.sweep.factories import make_sampler, make_scheduler, make_searcher, pbt_mutations
 from hpo.sweep.interrupts import tune_handlers_undone
 from hpo.sweep.lock import release_run_dir
-from hpo.sweep.optuna_bridge import FidelityAwareOptunaSearch, TuneDrivenGridSampler
+from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.prune import prune_checkpoints
 from hpo.sweep.recorder import TrialRecorder
 from hpo.sweep.resources import plan_concurrency
@@ -48,13 +46,23 @@ from hpo.sweep.results import (
     write_trials,
 )
 from hpo.sweep.storage import TUNE_DIR, RunLocation
+from hpo.sweep.sweep import FINISHED_STATES, Sweep, trial_dirname
 from hpo.sweep.tensorboard import TensorBoardWriter
 from hpo.sweep.tune_log import tune_log_to
 from hpo.train.lightning_plan import plan_lightning
 from hpo.train.metrics import metric_names
 from hpo.train.trial import TRIAL_FUNCTIONS, engine_name
 
-__all__ = ["TUNE_DIR", "SweepInterrupted", "SweepResult", "run_sweep"]
+__all__ = [
+    "TUNE_DIR",
+    "SweepInterrupted",
+    "SweepResult",
+    "make_sampler",
+    "make_scheduler",
+    "make_searcher",
+    "run_sweep",
+    "trial_dirname",
+]
 
 
 @dataclass
@@ -89,64 +97,6 @@ def make_run_dir(cfg: DictConfig) -> Path:
     return RunLocation.create(cfg).local
 
 
-def make_sampler(
-    cfg: DictConfig, space: SearchSpace, concurrent: int | None
-) -> optuna.samplers.BaseSampler:
-    s = cfg.searcher
-    seed = int(cfg.seed)
-    liar = s.constant_liar
-    parallel = concurrent is None or concurrent > 1
-    constant_liar = parallel if liar in ("auto", None) else bool(liar)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if s.name == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=s.n_startup_trials,
-            multivariate=s.multivariate,
-            constant_liar=constant_liar,
-        )
-    if s.name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if s.name == "grid":
-        return TuneDrivenGridSampler({k: grid_values(k, d) for k, d in space.items()}, seed=seed)
-    if s.name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.n_startup_trials)
-    if s.name == "cmaes":
-        return optuna.samplers.CmaEsSampler(
-            seed=seed, n_startup_trials=s.n_startup_trials, warn_independent_sampling=False
-        )
-    raise ConfigError(f"config key `searcher.name`: unknown searcher {s.name!r}.")
-
-
-def make_searcher(cfg: DictConfig, space: SearchSpace, concurrent: int | None) -> OptunaSearch:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = make_sampler(cfg, space, concurrent)
-    cls = (
-        FidelityAwareOptunaSearch
-        if cfg.searcher.get("bridge", "fidelity") == "fidelity"
-        else OptunaSearch
-    )
-    return cls(space=dict(space), metric=cfg.metric, mode=cfg.mode, sampler=sampler)
-
-
-def make_scheduler(cfg: DictConfig):
-    """ASHA or HyperBand over epochs (the trial's own count, which survives a resume
-    from any checkpoint), or FIFO."""
-    s = cfg.scheduler
-    if s.name == "asha":
-        return ResumableASHA(
-            time_attr="epoch",
-            max_t=s.max_t,
-            grace_period=min(s.grace_period, s.max_t),
-            reduction_factor=s.reduction_factor,
-        )
-    if s.name == "hyperband":
-        return HyperBandScheduler(
-            time_attr="epoch", max_t=s.max_t, reduction_factor=s.reduction_factor
-        )
-    return FIFOScheduler()
-
-
 def prepare_sweep_data(cfg: DictConfig, space: SearchSpace):
     """The data every trial needs, prepared on the driver before any Ray work, for the
     config's engine: ``(prepared, task, metric names the trials report)``. Tables: the
@@ -176,6 +126,13 @@ def check_before_ray(
             "config key `search_space`: the search space is empty; add sweep expressions "
             "such as 'optim.lr=tag(log, interval(1e-4, 1e-2))'."
         )
+    if cfg.scheduler.name == "pbt":
+        pbt_mutations(space)  # a space with nothing PBT can explore fails here
+        if cfg.budget.max_concurrent_trials == 1:
+            raise ConfigError(
+                "config key `budget.max_concurrent_trials`: scheduler=pbt needs trials "
+                "running side by side to exploit; set it to 2 or more (or null)."
+            )
     if cfg.searcher.name == "grid":
         num_samples = (
             min(num_samples, grid_size(space)) if cfg.budget.num_samples else grid_size(space)
@@ -192,11 +149,6 @@ def check_resources(cfg: DictConfig) -> int | None:
         cfg.budget.max_concurrent_trials,
         [dict(node) for node in cfg.cluster.get("node_types") or []],
     )
-
-
-def trial_dirname(trial) -> str:
-    """Short trial folders (Ray's default name lists every hyperparameter)."""
-    return f"trial_{trial.trial_id}"
 
 
 def _plain_config(cfg: DictConfig) -> dict[str, Any]:
@@ -247,21 +199,19 @@ def run_sweep(
             with os_errors(run_dir):
                 report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings
         owns_ray = start_ray(cfg.cluster)
+        sweep = None
         try:
             concurrent = check_resources(cfg)
-            searcher = make_searcher(cfg, space, concurrent)
-            scheduler = make_scheduler(cfg)
-            callbacks = sweep_callbacks(cfg, location, num_samples, scheduler, stream, names)
-            tuner = build_tuner(
-                cfg, prepared, searcher, scheduler, callbacks, location, num_samples, concurrent
+            sweep = build_sweep(
+                cfg, prepared, space, location, num_samples, concurrent, stream, names
             )
-            fit_tuner(tuner, cfg, location, num_samples)
+            fit_sweep(sweep, cfg, location, num_samples)
         finally:
             if owns_ray:
                 stop_ray()
-            location.upload(ROWS_FILE)  # (all of it after finish_run) at a URI
-        study = getattr(searcher, "study", None) or getattr(searcher, "_ot_study", None)
-        return finish_run(cfg, location, space, started_at, study, prepared, scheduler)
+            upload_progress(location)  # (all of it after finish_run) at a URI
+        study = getattr(sweep.searcher, "study", None)
+        return finish_run(cfg, location, space, started_at, study, prepared, sweep.scheduler)
     except BaseException:  # Ctrl-C included: `hpo resume` claims it again
         release_run_dir(location.local)
         raise
@@ -296,6 +246,15 @@ def make_trainable(cfg: DictConfig, prepared):
     return tune.with_resources(trainable, resources)
 
 
+def upload_progress(location: RunLocation) -> None:
+    """At a URI: the rows and the study's journal so far (nothing to do for a path).
+
+    A driver killed mid-trial at a URI leaves the journal as of the last trial end: the
+    trials that Tune snapshotted after it are run again but not in the study."""
+    location.upload(ROWS_FILE)
+    location.upload(JOURNAL_FILE)
+
+
 def sweep_callbacks(
     cfg, location: RunLocation, num_samples: int, scheduler, stream, names=()
 ) -> list:
@@ -307,65 +266,53 @@ def sweep_callbacks(
         cfg.mode,
         num_samples,
         stream,
-        on_trial_end=(lambda: location.upload(ROWS_FILE)) if location.uri else None,
+        on_trial_end=(lambda: upload_progress(location)) if location.uri else None,
         metric_names=names,
     )
     callbacks = [recorder, TensorBoardWriter(location.local, cfg.metric, cfg.mode, names)]
-    if isinstance(scheduler, ResumableASHA):
+    if hasattr(scheduler, "state_dict"):
         callbacks.append(SchedulerState(scheduler))
     return callbacks
 
 
-def build_tuner(
-    cfg, prepared, searcher, scheduler, callbacks, location, num_samples, concurrent
-) -> tune.Tuner:
-    return tune.Tuner(
+def build_sweep(
+    cfg, prepared, space, location, num_samples, concurrent, stream, names, resume=False
+) -> Sweep:
+    """The run's Sweep: the config's searcher (its study in the run directory's journal)
+    and scheduler, the trial function and the driver's callbacks. ``hpo resume`` builds
+    the same one (``resume``: trials.jsonl is appended to)."""
+    sweep = Sweep.from_config(
+        cfg,
+        space,
         make_trainable(cfg, prepared),
-        tune_config=tune.TuneConfig(
-            metric=cfg.metric,
-            mode=cfg.mode,
-            search_alg=searcher,
-            scheduler=scheduler,
-            num_samples=num_samples,
-            max_concurrent_trials=concurrent,
-            time_budget_s=cfg.budget.time_budget_s,
-            reuse_actors=True,
-            trial_dirname_creator=trial_dirname,
-        ),
-        run_config=tune.RunConfig(
-            name=TUNE_DIR,
-            storage_path=location.tune_storage,
-            verbose=0,
-            callbacks=callbacks,
-            # num_to_keep=1 also makes Tune snapshot the experiment after every trial
-            # checkpoint, so a killed driver loses at most the epoch in flight (the
-            # snapshot can lag the deletion of the previous checkpoint by a moment:
-            # hpo.sweep.resume.repair_snapshot_checkpoints covers that).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=int(cfg.budget.max_retries)),
-        ),
+        location.tune_storage,
+        location.local / JOURNAL_FILE,
+        num_samples,
+        concurrent,
     )
+    sweep.callbacks = sweep_callbacks(cfg, location, num_samples, sweep.scheduler, stream, names)
+    return sweep
 
 
-def fit_tuner(tuner: tune.Tuner, cfg: DictConfig, location: RunLocation, num_samples: int):
-    """``tuner.fit()``, raising SweepInterrupted when Ctrl-C cut the sweep short.
+def fit_sweep(sweep: Sweep, cfg: DictConfig, location: RunLocation, num_samples: int, resume=False):
+    """``sweep.run()``, raising SweepInterrupted when Ctrl-C cut the sweep short.
 
     On the first Ctrl-C Tune stops the trials, saves the experiment state and returns
     normally, so an interrupt shows as trials left unfinished.
     """
     try:
         with tune_handlers_undone(), tune_log_to(location.local):  # (their docstrings)
-            grid = tuner.fit()
+            trials = sweep.run(resume=resume)
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last snapshot may be older
         raise SweepInterrupted(location.display) from None
     except Exception as exc:  # a full disk on the driver: one line, not Tune's traceback
-        resume = f"`hpo resume {shlex.quote(location.display)}`"
-        raise_for_os_error(exc, "the sweep stopped", f"Then finish it with {resume}.")
+        again = f"`hpo resume {shlex.quote(location.display)}`"
+        raise_for_os_error(exc, "the sweep stopped", f"Then finish it with {again}.")
         raise
-    unfinished = len(grid) - grid.num_terminated - grid.num_errors
-    if unfinished or (cfg.budget.time_budget_s is None and len(grid) < num_samples):
+    unfinished = sum(t.status not in FINISHED_STATES for t in trials)
+    if unfinished or (cfg.budget.time_budget_s is None and len(trials) < num_samples):
         raise SweepInterrupted(location.display)
-    return grid
+    return trials
 
 
 def finish_run(cfg, location, space, started_at, study, prepared, scheduler) -> SweepResult:
@@ -377,8 +324,13 @@ def finish_run(cfg, location, space, started_at, study, prepared, scheduler) -> 
     finally:
         location.upload()
     result.extra["storage"] = location.display
-    if isinstance(scheduler, ResumableASHA):
+    if isinstance(scheduler, SuccessiveHalving):
         result.extra["asha_rungs"] = scheduler.rung_records()
+        result.extra["brackets"] = [
+            scheduler.rung_records(b) for b in range(len(scheduler.brackets))
+        ]
+    if hasattr(scheduler, "state_dict"):
+        result.extra["scheduler_state"] = scheduler.state_dict()
     return result
 
 
