@@ -24,6 +24,8 @@ def test_every_config_group_option_composes_and_validates(override):
     extra = []
     if override in ("model=lightning", "data=lightning"):  # a user's classes, swept
         extra = [*LIGHTNING, "model.lr=tag(log, interval(1e-3, 1e-1))"]
+    if override == "scheduler=pbt":  # PBT draws its first population at random
+        extra = ["searcher=random"]
     cfg, _ = compose_config([override, *extra])
     assert cfg.search_space  # every composed config carries a search space
 
