@@ -28,8 +28,8 @@ from hpo.config.compose import load_run_config, validate_config
 from hpo.errors import ConfigError, HPOError
 from hpo.space import build_search_space
 from hpo.sweep.asha import SchedulerState
-from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.lock import claim_run_dir
+from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.recorder import STATUS_RUNNING, drop_partial_row
 from hpo.sweep.results import ROWS_FILE, load_rows
 from hpo.sweep.runner import (
