@@ -211,25 +211,36 @@ def _damaged_copy(model_dir: Path, tmp_path: Path, damage) -> Path:
     return copy
 
 
+def _same_size(path: Path, text: bytes) -> None:
+    """Damage a file without changing its size, so that the export's seal (file sizes in
+    complete.json) passes and the reader itself must notice."""
+    size = path.stat().st_size
+    path.write_bytes((text + b" " * size)[:size])
+
+
 MODEL_DIR_CASES = {
     "corrupt model.onnx": (
-        lambda d: (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes()[:200]),
+        lambda d: _same_size(d / "model.onnx", b"not an onnx model"),
         ["model.onnx", "not a loadable ONNX model", "export_best(RUN_DIR)"],
+    ),
+    "truncated model.onnx": (  # the seal notices first
+        lambda d: (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes()[:200]),
+        ["model.onnx", "incomplete export", "200 bytes"],
     ),
     "missing model.onnx": (
         lambda d: (d / "model.onnx").unlink(),
-        ["model.onnx is missing", "export_best(RUN_DIR)"],
+        ["model.onnx is missing"],
     ),
     "missing preprocessing.json": (
         lambda d: (d / "preprocessing.json").unlink(),
-        ["preprocessing.json is missing", "incomplete", "export_best(RUN_DIR)"],
+        ["preprocessing.json is missing", "incomplete"],
     ),
     "truncated preprocessing.json": (
-        lambda d: (d / "preprocessing.json").write_text('{"format": '),
+        lambda d: _same_size(d / "preprocessing.json", b'{"format": '),
         ["preprocessing.json is not valid JSON", "export_best(RUN_DIR)"],
     ),
     "truncated model.json": (
-        lambda d: (d / "model.json").write_text("{"),
+        lambda d: _same_size(d / "model.json", b"{"),
         ["model.json is not valid JSON"],
     ),
 }

@@ -98,7 +98,7 @@ def test_no_wait_status_logs_and_the_jobs_exit_status(two_nodes, tmp_path):
     run_dir = re.search(r"results: (\S+)", status.stdout).group(1)
     resumed = run_hpo("submit", *common, "--resume", run_dir)
     assert resumed.returncode == 2, resumed.stdout[-3000:]
-    assert "has no Ray Tune state" in resumed.stdout
+    assert "has no search state" in resumed.stdout
 
 
 def test_a_submit_without_the_right_token_is_refused(two_nodes, tmp_path):

@@ -98,10 +98,15 @@ def test_pbt_exploits_a_better_trials_checkpoint_and_explores(ray_local, small_c
         # ... going on from another trial's checkpoint (exploit): its next epoch follows
         # one that another trial had reported
         epoch = next(
-            r["epoch"]
-            for r in rows[i:]
-            if r["trial_id"] == row["trial_id"] and r["event"] == "result"
+            (
+                r["epoch"]
+                for r in rows[i:]
+                if r["trial_id"] == row["trial_id"] and r["event"] == "result"
+            ),
+            None,
         )
+        if epoch is None:  # restarted as the sweep ended: it reported nothing more
+            continue
         assert any(
             r["event"] == "result" and r["trial_id"] != row["trial_id"] and r["epoch"] == epoch - 1
             for r in rows[:i]
