@@ -26,6 +26,16 @@ from ray.tune import Callback
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 
+def first_results(rows: list[dict]):
+    """trials.jsonl's result rows, each (trial, epoch) once, at its first value: what an
+    uninterrupted sweep's scheduler saw (a replay after resume feeds it these)."""
+    seen = set()
+    for row in rows:
+        key = (row["trial_id"], row.get("epoch"))
+        if row.get("event") == "result" and key not in seen:
+            seen.add(key)
+            yield row
+
 class Rungs:
     """One bracket's rungs: milestone epochs, highest first, each with its records."""
 
@@ -120,12 +130,8 @@ class SuccessiveHalving(FIFOScheduler):
             first.setdefault(row["trial_id"], row.get("trial_index", 0))
         for trial_id in sorted(first, key=first.get):
             self.on_trial_add(None, SimpleNamespace(trial_id=trial_id))
-        seen = set()
-        for row in rows:
-            key = (row["trial_id"], row.get("epoch"))
-            if row.get("event") == "result" and key not in seen:
-                seen.add(key)
-                self.on_trial_result(None, SimpleNamespace(trial_id=row["trial_id"]), row)
+        for row in first_results(rows):
+            self.on_trial_result(None, SimpleNamespace(trial_id=row["trial_id"]), row)
 
     def state_dict(self) -> dict[str, Any]:
         return {

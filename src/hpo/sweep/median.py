@@ -18,6 +18,8 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from hpo.sweep.asha import first_results
+
 
 class MedianStopping(FIFOScheduler):
     """Median stopping over the trials' ``epoch``.
@@ -62,12 +64,8 @@ class MedianStopping(FIFOScheduler):
 
     def replay(self, rows: list[dict]) -> None:
         """Rebuild the curves from trials.jsonl's rows (each (trial, epoch) once)."""
-        seen = set()
-        for row in rows:
-            key = (row["trial_id"], row.get("epoch"))
-            if row.get("event") == "result" and key not in seen:
-                seen.add(key)
-                self.on_trial_result(None, SimpleNamespace(trial_id=row["trial_id"]), row)
+        for row in first_results(rows):
+            self.on_trial_result(None, SimpleNamespace(trial_id=row["trial_id"]), row)
 
     def state_dict(self) -> dict[str, Any]:
         return {
