@@ -91,3 +91,22 @@ def test_a_wide_target_passes_the_check_relative_to_its_scale_and_is_clipped(tmp
     (values,) = session.run(None, {"features": x})
     assert values.min() >= low - 1e-3 and values.max() <= high + 1e-3
     np.testing.assert_allclose(values, np.clip(raw, low, high), rtol=1e-5, atol=0.05)
+
+
+def test_a_log_target_is_undone_inside_the_graph_and_never_negative(tmp_path):
+    # a price-like target learned as log(y): log-mean 8, log-std 1.5, unclipped
+    models = [_mlp("regression", 1, s) for s in range(2)]
+    x = np.random.default_rng(3).normal(scale=3.0, size=(400, 6)).astype(np.float32)
+    graph = ExportGraph(
+        models, "regression", [8.0, 8.1], [1.5, 1.4], target_transform="log", target_scale=6000.0
+    )
+    export_onnx(graph, [x, x], tmp_path / "model.onnx", "hpo.models.mlp.TabularMLP")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    check = check_onnx(graph, session, [x, x])
+    assert check["passed"] and check["scale"] == 6000.0  # the target's std, not the log's
+    (values,) = session.run(None, {"features_0": x, "features_1": x})
+    with torch.inference_mode():
+        logs = [m(torch.as_tensor(x)).reshape(-1).double().numpy() for m in models]
+    expected = (np.exp(logs[0] * 1.5 + 8.0) + np.exp(logs[1] * 1.4 + 8.1)) / 2
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+    assert values.min() > 0

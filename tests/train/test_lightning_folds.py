@@ -80,6 +80,9 @@ def test_a_restored_trial_continues_exactly_where_its_checkpoint_was(tmp_path):
     restored = LightningFolds(plain, data, plan, tmp_path / "b", restore_dir=saved)
     try:
         assert restored.epoch == 1
+        # the divergence rule's reference (the first epoch's val_loss) survives the restore
+        assert [r.first_loss for r in restored.records] == [r.first_loss for r in folds.records]
+        assert all(r.first_loss == r.history[0]["val_loss"] for r in restored.records)
         again = restored.run_epoch()
     finally:
         restored.close()
@@ -107,6 +110,28 @@ def test_each_fold_early_stops_on_the_sweeps_metric_and_reports_its_best_epoch(t
     first = [h[0]["val_acc"] for h in folds.histories()]
     assert last.fold_metrics["val_acc"] == first  # stopped folds report their best epoch
     assert all(run is None for run in folds.runs)  # every fit thread has ended
+
+
+def test_a_loss_that_explodes_past_its_first_epoch_fails_the_trial_as_diverged(tmp_path):
+    """The tabular engine's rule (hpo.train.divergence) on a real Trainer: at lr=300
+    LitDigits' OneCycleLR warms up through epoch 1 (val_loss in the hundreds to millions),
+    then the peak lr blows the weights up (1e13 and more, still finite)."""
+    from hpo.errors import TrialError
+
+    plain, data, plan = setup_folds(tmp_path)
+    plain["model"]["lr"] = 300.0
+    folds = LightningFolds(plain, data, plan, tmp_path)
+    try:
+        first = folds.run_epoch()
+        assert all(0 < v < 1e9 for v in first.fold_metrics["val_loss"])  # finite, reference
+        with pytest.raises(TrialError) as diverged:
+            folds.run_epoch()
+    finally:
+        folds.close()
+    message = str(diverged.value)
+    assert "at epoch 2" in message and "the model diverged" in message
+    assert "trainer.divergence_factor=10 times its first epoch's val_loss" in message
+    assert all(run is None for run in folds.runs)  # every fold's fit ended
 
 
 @pytest.mark.parametrize(

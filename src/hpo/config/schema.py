@@ -34,6 +34,7 @@ class DataConfig:
     normalize_categories: bool = True  # strip spaces and fold case in category values
     max_stray_fraction: float = 0.05  # text values a numeric column may hold (coerced)
     leakage_threshold: float = 0.98  # one column's score that flags probable leakage
+    target_transform: str = "auto"  # auto | none | log | log1p (hpo.data.target_transform)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hpo.data import quality
+from hpo.data import target_transform as target_transforms
 from hpo.data.clean import clean_features, clean_target, narrow_spec, plan_cleaning, plan_drops
 from hpo.data.duplicates import decide, duplicates_setting
 from hpo.data.files import listed
@@ -32,8 +33,10 @@ from hpo.errors import DataError
 
 @dataclass
 class FoldArrays:
-    """One fold's preprocessed arrays. Regression targets are standardized with the
-    train part's mean and std (``y_mean``, ``y_std``); metrics undo it."""
+    """One fold's preprocessed arrays. Regression targets are transformed
+    (``target_transform``, hpo.data.target_transform) and standardized with the train
+    part's mean and std of the transformed values (``y_mean``, ``y_std``); metrics undo
+    both."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -43,6 +46,7 @@ class FoldArrays:
     val_rows: np.ndarray
     y_mean: float = 0.0
     y_std: float = 1.0
+    target_transform: str = "none"  # none | log | log1p
 
 
 @dataclass
@@ -80,6 +84,10 @@ class PreparedData:
     cv_strategy: str = "auto"
     positions: np.ndarray | None = None  # each table row's row number in the loaded data
     fold_preprocessors: list = field(default_factory=list)  # fitted, one per fold
+    # regression: chosen on the non-test rows (data.target_transform)
+    target_transform: target_transforms.TargetTransform = field(
+        default_factory=target_transforms.TargetTransform
+    )
 
     @property
     def features(self) -> pd.DataFrame:
@@ -107,21 +115,29 @@ def fit_fold(
     data_cfg,
     preprocessor=None,
     layout: list[str] | None = None,
+    target_transform: str = "none",
 ) -> FoldArrays:
     """Fit preprocessing on ``train_rows`` alone (unless a fitted ``preprocessor`` is
-    given) and transform both parts, into ``layout``'s columns if given."""
+    given) and transform both parts, into ``layout``'s columns if given; a regression
+    target goes through ``target_transform`` and is standardized by the train part."""
     if preprocessor is None:
         preprocessor = fit_preprocessor(features.iloc[train_rows], data_cfg)
     X_train = transform_rows(preprocessor, features, train_rows, layout)
     X_val = transform_rows(preprocessor, features, val_rows, layout)
     y_train, y_val = y[train_rows], y[val_rows]
     y_mean, y_std = 0.0, 1.0
-    if task == "regression":
+    if task != "regression":
+        target_transform = "none"
+    else:
+        y_train = target_transforms.forward(target_transform, y_train)
+        y_val = target_transforms.forward(target_transform, y_val)
         y_mean = float(y_train.mean())
         y_std = float(y_train.std()) or 1.0
         y_train = ((y_train - y_mean) / y_std).astype(np.float32)
         y_val = ((y_val - y_mean) / y_std).astype(np.float32)
-    return FoldArrays(X_train, y_train, X_val, y_val, train_rows, val_rows, y_mean, y_std)
+    return FoldArrays(
+        X_train, y_train, X_val, y_val, train_rows, val_rows, y_mean, y_std, target_transform
+    )
 
 
 def _take(table: Table, keep: np.ndarray) -> Table:
@@ -286,6 +302,10 @@ def inspect_data(cfg, table: Table | None = None) -> PreparedData:
         )
     check_sizes(y, task, cfg, classes, groups)
     train_idx, test_idx = holdout_split(y, cfg.test_size, task, cfg.seed, groups)
+    # decided on the non-test rows only, once for every fold, the refit and the baselines
+    transform = target_transforms.choose(
+        y[train_idx], data_cfg.get("target_transform", "auto"), task, str(target.name)
+    )
 
     report.checks.append(
         quality.duplicates_across_split(table.features, y, train_idx, test_idx, positions)
@@ -314,6 +334,7 @@ def inspect_data(cfg, table: Table | None = None) -> PreparedData:
         "numeric_columns": spec["numeric"],
         "categorical_columns": spec["categorical"],
         "dropped_columns": sorted(dropped),
+        "target_transform": transform.record(),
     }
     return PreparedData(
         table=table,
@@ -329,6 +350,7 @@ def inspect_data(cfg, table: Table | None = None) -> PreparedData:
         quality=report,
         cv_strategy=strategy,
         positions=positions,
+        target_transform=transform,
     )
 
 
@@ -358,7 +380,17 @@ def build_folds(prepared: PreparedData, cfg) -> PreparedData:
     layout = merge_layouts([output_names(p) for p in preprocessors])
     folds = []
     for (tr, va), preprocessor in zip(fold_indices, preprocessors):
-        fold = fit_fold(features, y, rest[tr], rest[va], task, cfg.data, preprocessor, layout)
+        fold = fit_fold(
+            features,
+            y,
+            rest[tr],
+            rest[va],
+            task,
+            cfg.data,
+            preprocessor,
+            layout,
+            prepared.target_transform.name,
+        )
         fold.train_rows, fold.val_rows = tr, va  # positions in the non-test rows
         folds.append(fold)
     output_dim = len(prepared.classes) if task == "classification" else 1

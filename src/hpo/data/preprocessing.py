@@ -19,6 +19,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from hpo.data.target_transform import check_setting
 from hpo.errors import ConfigError
 
 MISSING_CATEGORY = "(missing)"
@@ -60,6 +61,7 @@ def check_options(data_cfg) -> None:
         value = getattr(data_cfg, key, 0.0)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"config key `data.{key}`: must lie in [0, 1], got {value}.")
+    check_setting(getattr(data_cfg, "target_transform", "auto"))
     if getattr(data_cfg, "max_categories", 2) < 2:
         raise ConfigError("config key `data.max_categories`: must be at least 2.")
 

@@ -9,8 +9,10 @@ and a linear model (LogisticRegression for classes, Ridge for values). Each is s
 * on the test split: trained on every non-test row with preprocessing fitted on those
   rows (what the refit does), scored on the held-out rows that nothing was fit on.
 
-No row of the test split is seen before its score. ``export.baselines: false`` skips
-them (for a sweep whose table is too large for a quick scikit-learn fit).
+Regression baselines learn the same target as the tuned model (the fold's
+``data.target_transform``, then standardized); their predictions are brought back to the
+target's units before they are scored. No row of the test split is seen before its
+score. ``export.baselines: false`` skips them (for a sweep whose table is too large for a quick scikit-learn fit).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from threadpoolctl import threadpool_limits
 
 from hpo.data.prepare import FoldArrays, PreparedData, fit_fold
+from hpo.data.target_transform import inverse
 from hpo.errors import ConfigError
 from hpo.export.metrics import classification_metrics, regression_metrics
 
@@ -86,6 +89,11 @@ def _outputs(model: Any, X: np.ndarray, task: str, n_classes: int) -> np.ndarray
     return proba / proba.sum(axis=1, keepdims=True)
 
 
+def _values(arrays: FoldArrays, standardized: np.ndarray) -> np.ndarray:
+    """The target's units from a model's output on standardized, transformed targets."""
+    return inverse(arrays.target_transform, standardized * arrays.y_std + arrays.y_mean)
+
+
 def _fold_scores(estimator: Any, fold: FoldArrays, task: str, classes: list | None) -> dict:
     """One fold's validation metrics under the sweep's names (``val_*``)."""
     model = clone(estimator).fit(fold.X_train, fold.y_train)
@@ -94,8 +102,8 @@ def _fold_scores(estimator: Any, fold: FoldArrays, task: str, classes: list | No
         found = classification_metrics(fold.y_val, out, classes)
         names = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
         return {"val_loss": found["log_loss"], **{f"val_{n}": found[n] for n in names}}
-    y_val = fold.y_val * fold.y_std + fold.y_mean  # the folds hold standardized targets
-    found = regression_metrics(y_val, out * fold.y_std + fold.y_mean, fold.y_std)
+    y_val = _values(fold, fold.y_val)  # the folds hold standardized, transformed targets
+    found = regression_metrics(y_val, _values(fold, out), fold.y_std, fold.target_transform)
     return {"val_loss": found["loss"], **{f"val_{n}": found[n] for n in ("rmse", "mae", "r2")}}
 
 
@@ -120,17 +128,21 @@ def _test_arrays(prepared: PreparedData, data_cfg: Any) -> FoldArrays:
         prepared.test_idx,
         prepared.task,
         data_cfg,
+        target_transform=prepared.target_transform.name,
     )
 
 
-def _test_scores(estimator: Any, arrays: FoldArrays, task: str, classes: list | None) -> dict:
+def _test_scores(
+    estimator: Any, arrays: FoldArrays, task: str, classes: list | None, y_test: np.ndarray
+) -> dict:
+    """Test metrics against ``y_test`` (class indices, or values in the target's units)."""
     model = clone(estimator).fit(arrays.X_train, arrays.y_train)
     out = _outputs(model, arrays.X_val, task, len(classes or []))
     if task == "classification":
-        found = classification_metrics(arrays.y_val, out, classes)
+        found = classification_metrics(y_test, out, classes)
     else:
-        y_test = arrays.y_val * arrays.y_std + arrays.y_mean
-        found = regression_metrics(y_test, out * arrays.y_std + arrays.y_mean, arrays.y_std)
+        values = _values(arrays, out)
+        found = regression_metrics(y_test, values, arrays.y_std, arrays.target_transform)
     return {k: found[k] for k in KEPT_TEST[task] if k in found}
 
 
@@ -158,7 +170,7 @@ def _fit_all(prepared: PreparedData, cfg: Any) -> dict[str, Any]:
         cv = _cross_validation(estimator, prepared)
         cv_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        test = _test_scores(estimator, arrays, task, classes)
+        test = _test_scores(estimator, arrays, task, classes, prepared.y[prepared.test_idx])
         models.append(
             {
                 "name": name,

@@ -24,12 +24,14 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
+from hpo.data.target_transform import forward
 from hpo.errors import DataError
 from hpo.export.predictor import PREDICTION_COLUMN, proba_column
 from hpo.export.transform import category_key
 
 # The sweep's metric -> the test metric it estimates. val_loss is the training loss on
-# held-out rows: cross-entropy (= log loss) or MSE of standardized targets.
+# held-out rows: cross-entropy (= log loss) or MSE of standardized targets (of the
+# transformed target, when data.target_transform chose one).
 TEST_NAME = {"val_loss": "loss"}
 
 
@@ -100,9 +102,15 @@ def _roc_auc(y_true: np.ndarray, proba: np.ndarray, labels: list[int]) -> float 
     return float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels))
 
 
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_scale: float) -> dict[str, Any]:
-    """RMSE, MAE, R2 in the target's units; ``loss`` as val_loss is (standardized MSE)."""
-    mse = float(mean_squared_error(y_true, y_pred))
+def regression_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, y_scale: float, target_transform: str = "none"
+) -> dict[str, Any]:
+    """RMSE, MAE, R2 in the target's units; ``loss`` as val_loss is: the MSE of the
+    transformed target (hpo.data.target_transform) standardized by ``y_scale``, the
+    transformed non-test target's std."""
+    mse = float(
+        mean_squared_error(forward(target_transform, y_true), forward(target_transform, y_pred))
+    )
     return {
         "rmse": float(root_mean_squared_error(y_true, y_pred)),
         "mae": float(mean_absolute_error(y_true, y_pred)),
@@ -122,4 +130,5 @@ def evaluate_predictions(
         return classification_metrics(class_indices(target, classes), proba, classes)
     y_true = np.asarray(target, dtype=np.float64)
     y_pred = predictions[PREDICTION_COLUMN].to_numpy(dtype=np.float64)
-    return regression_metrics(y_true, y_pred, float(manifest["target_scale"]))
+    transform = (manifest.get("target_transform") or {}).get("name", "none")
+    return regression_metrics(y_true, y_pred, float(manifest["target_scale"]), transform)

@@ -3,7 +3,8 @@ against torch with onnxruntime.
 
 The graph outputs what a deployment needs without hpo: class probabilities (softmax of
 the logits; an ensemble averages its models' probabilities) or regression values in the
-target's own units (the models learn standardized targets). It uses torch's TorchScript
+target's own units (the models learn standardized targets, of the target's transform if
+``data.target_transform`` chose one: the graph undoes both, exp included). It uses torch's TorchScript
 based exporter (``dynamo=False``): on torch 2.13 the torch.export based one needs the
 extra ``onnxscript`` package and takes seconds per export, and the models here are plain
 feed-forward graphs that the TorchScript tracer exports exactly.
@@ -21,6 +22,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from hpo.data.target_transform import inverse
 from hpo.errors import ConfigError
 
 OUTPUT_NAMES = {"classification": "probabilities", "regression": "prediction"}
@@ -43,6 +45,11 @@ class ExportGraph(nn.Module):
             (hpo.export.calibration; 1.0: uncalibrated).
         uniform_weight: the class probabilities are mixed with the uniform distribution by
             this weight, so that none reaches 1.0 (hpo.export.calibration; 0: unmixed).
+        target_transform: the regression target's transform (hpo.data.target_transform),
+            undone after the standardization, before the models' values are averaged.
+        target_scale: the target's standard deviation in its own units, which the ONNX
+            check's tolerance is relative to (None: the largest of ``y_stds``, right only
+            for an untransformed target).
     """
 
     def __init__(
@@ -54,8 +61,12 @@ class ExportGraph(nn.Module):
         clip: tuple[float, float] | None = None,
         temperature: float = 1.0,
         uniform_weight: float = 0.0,
+        target_transform: str = "none",
+        target_scale: float | None = None,
     ) -> None:
         super().__init__()
+        self.target_transform = target_transform
+        self.target_scale = target_scale
         self.models = nn.ModuleList(models)
         self.task = task
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
@@ -71,7 +82,8 @@ class ExportGraph(nn.Module):
             if self.task == "classification":
                 outputs.append(torch.softmax(out / self.temperature, dim=-1))
             else:
-                outputs.append(out.reshape(-1) * self.y_stds[i] + self.y_means[i])
+                standardized = out.reshape(-1) * self.y_stds[i] + self.y_means[i]
+                outputs.append(inverse(self.target_transform, standardized))
         out = outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0)
         if self.task == "classification":
             out = out * (1.0 - self.uniform_weight) + self.uniform_weight / out.shape[-1]
@@ -119,9 +131,12 @@ def torch_outputs(graph: ExportGraph, inputs: list[np.ndarray]) -> np.ndarray:
 
 def output_scale(graph: ExportGraph) -> float:
     """The scale the ONNX check's tolerance is relative to: 1 for probabilities, the
-    target's (largest fold) standard deviation for regression values."""
+    target's standard deviation in its own units for regression values (``target_scale``;
+    else the largest fold's standardization, which is that for an untransformed target)."""
     if graph.task == "classification":
         return 1.0
+    if graph.target_scale is not None:
+        return float(graph.target_scale) or 1.0
     return float(graph.y_stds.abs().max()) or 1.0
 
 

@@ -29,6 +29,7 @@ import hpo
 from hpo.config import load_run_config
 from hpo.data.files import csv_delimiter, file_encoding
 from hpo.data.prepare import PreparedData, prepare_data
+from hpo.data.target_transform import forward
 from hpo.errors import HPOError
 from hpo.export.baselines import fit_baselines
 from hpo.export.benchmark import measure_inference
@@ -142,7 +143,6 @@ def _permutation_importance(
 
 def _manifest(cfg, best: dict, prepared: PreparedData, trained: TrainedModels) -> dict:
     classes = [_plain(c) for c in prepared.classes] if prepared.classes else None
-    y_rest = prepared.y[prepared.train_idx]
     return {
         "format": MODEL_FORMAT,
         "task": prepared.task,
@@ -151,14 +151,33 @@ def _manifest(cfg, best: dict, prepared: PreparedData, trained: TrainedModels) -
         "inputs": input_names(len(trained.modules)),
         "output": OUTPUT_NAMES[prepared.task],
         "strategy": trained.strategy,
-        # val_loss of a regression is the MSE of targets standardized by this std
-        "target_scale": (float(np.std(y_rest)) or 1.0) if prepared.task == "regression" else None,
+        # val_loss of a regression is the MSE of targets standardized by this std (of the
+        # transformed target: target_transform, which model.onnx undoes itself)
+        "target_scale": _loss_scale(prepared) if prepared.task == "regression" else None,
+        "target_transform": target_transform_record(prepared),
         # how `hpo predict` reads a CSV; missing-value markers are in the cleaning spec
         "delimiter": csv_delimiter(cfg.data),
         "file_encoding": file_encoding(cfg.data),
         "trial_id": best["trial_id"],
         "model_target": str(cfg.model["_target_"]),
         "created_by": f"hpo {hpo.__version__}",
+    }
+
+
+def _loss_scale(prepared: PreparedData) -> float:
+    y_rest = prepared.y[prepared.train_idx]
+    return float(np.std(forward(prepared.target_transform.name, y_rest))) or 1.0
+
+
+def target_transform_record(prepared: PreparedData) -> dict[str, Any] | None:
+    """What model.json, preprocessing.json and the report say about the target's transform
+    (None for classification)."""
+    if prepared.task != "regression":
+        return None
+    return {
+        **prepared.target_transform.record(),
+        "inverted": "inside model.onnx (after the standardization, before the clip): "
+        "predictions are in the target's own units",
     }
 
 
@@ -237,14 +256,25 @@ def export_best(
         "cleaning": prepared.cleaning,  # raw rows -> the cleaned columns below
         "columns": column_kinds(features),
         "inputs": specs,
+        # what the model learned for the target; the graph undoes it, apply nothing
+        "target_transform": target_transform_record(prepared),
     }
     (best_dir / PREPROCESSING_FILE).write_text(json.dumps(document, indent=1) + "\n")
 
     clip = prediction_range(cfg, prepared)
     temperature = calibration["temperature"] if calibration else 1.0
     mixed = calibration["uniform_weight"] if calibration else 0.0
+    y_rest = prepared.y[prepared.train_idx]
     graph = ExportGraph(
-        trained.modules, prepared.task, trained.y_means, trained.y_stds, clip, temperature, mixed
+        trained.modules,
+        prepared.task,
+        trained.y_means,
+        trained.y_stds,
+        clip,
+        temperature,
+        mixed,
+        target_transform=prepared.target_transform.name,
+        target_scale=(float(np.std(y_rest)) or 1.0) if prepared.task == "regression" else None,
     )
     test_inputs = [transform_rows(test_rows, spec) for spec in specs]
     export_onnx(graph, test_inputs, best_dir / ONNX_FILE, str(cfg.model["_target_"]))

@@ -154,7 +154,16 @@ def refit_all_rows(
     rows = np.arange(len(rest))
     preprocessor = fit_preprocessor(rest, best_cfg.data)
     # "val" is the training rows themselves: nothing is held out to stop on.
-    arrays = fit_fold(rest, y_rest, rows, rows, prepared.task, best_cfg.data, preprocessor)
+    arrays = fit_fold(
+        rest,
+        y_rest,
+        rows,
+        rows,
+        prepared.task,
+        best_cfg.data,
+        preprocessor,
+        target_transform=prepared.target_transform.name,
+    )
     layout = output_names(preprocessor)
     data = TrialData(
         [arrays],

@@ -204,6 +204,8 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
         },
         "cross_validation": cross_validation(best),
         "model": export["model"],
+        # regression: what the model learned for the target (hpo.data.target_transform)
+        "target_transform": run.manifest.get("target_transform"),
         "test": test,
         "train": export["train"],
         "overfitting": over,

@@ -15,7 +15,7 @@ from hpo.export import plots
 from hpo.export.html_parts import fmt, table
 from hpo.export.report import PLOTS_DIR
 from hpo.export.report_baselines import baselines_section, calibration_section, reliability_diagram
-from hpo.export.report_sections import data_quality_section
+from hpo.export.report_sections import data_quality_section, target_transform_paragraph
 
 __all__ = ["fmt", "table", "write_html"]
 
@@ -103,6 +103,7 @@ def _model_section(report: dict[str, Any]) -> str:
         f"{escape(onnx['runtime'])}). Preprocessing check (exported JSON vs scikit-learn on "
         f"the training rows): {verdict(pre['passed'])}, max difference "
         f"{fmt(pre['max_abs_diff'])}. Export took {fmt(report['export_seconds'])} s.</p>"
+        + target_transform_paragraph(report)
         + table(["file", "bytes"], [[k, v] for k, v in report["artifacts"].items()])
     )
 

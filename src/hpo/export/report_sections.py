@@ -78,3 +78,19 @@ def _leakage_ranking(checks: list[dict[str, Any]]) -> str:
         "not known when you predict.</p>"
         + table(["column", "score", "ROC-AUC", "skill", "verdict"], rows)
     )
+
+
+def target_transform_paragraph(report: dict[str, Any]) -> str:
+    """Regression: the target's transform, why it was chosen, and where it is undone."""
+    transform = report.get("target_transform")
+    if not transform:
+        return ""
+    skew = transform.get("skewness")
+    return (
+        f"<p>Target transform <b>{escape(transform['name'])}</b> "
+        f"(<code>data.target_transform={escape(transform['setting'])}</code>): "
+        f"{escape(transform['reason'])}"
+        + (f"; skewness of the non-test target {fmt(skew)}" if skew is not None else "")
+        + f". Undone {escape(transform['inverted'])}; every metric here is in the target's "
+        "units (the loss: MSE of the standardized transformed target).</p>"
+    )

@@ -44,6 +44,7 @@ from hpo.config.schema import LIGHTNING_TRAINER_KEYS
 from hpo.data.datamodule import FoldPlan, ModuleData, fold_loaders
 from hpo.errors import ConfigError, TrialError
 from hpo.models.build import build_lightning_module
+from hpo.train.divergence import DEFAULT_FACTOR, FirstEpochRule
 from hpo.train.loop import EpochSummary
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ class FoldRecord:
     early_stopped: bool = False  # by EarlyStopping: it reports its best epoch from now on
     rng: dict[str, Any] = field(default_factory=dict)
     shuffle: torch.Tensor | None = None  # the train loader's generator (its next epoch's order)
+    first_loss: float = math.nan  # the divergence rule's reference (hpo.train.divergence)
 
 
 def capture_rng() -> dict[str, Any]:
@@ -271,6 +273,8 @@ class LightningFolds:
         self.max_epochs = int(self.trainer_cfg["max_epochs"])
         self.min_delta = float(self.trainer_cfg.get("min_delta") or 0.0)
         self.root = Path(root)
+        factor = self.trainer_cfg.get("divergence_factor", DEFAULT_FACTOR)
+        self.divergence = FirstEpochRule(factor, self.metric, self.mode)
         seed = int(cfg["seed"])
         quiet_lightning()
         if gpus > 0 and not torch.cuda.is_available():
@@ -376,6 +380,7 @@ class LightningFolds:
                 else f"fold {fold}: the module logged no `{self.metric}` (it logs "
                 f"{', '.join(sorted(metrics)) or 'nothing'})."
             )
+        record.first_loss = self.divergence.check(fold, epoch, metrics, record.first_loss)
         record.history.append({"epoch": epoch, **metrics})
         better = (
             math.isnan(record.best_score)
@@ -442,6 +447,7 @@ class LightningFolds:
                 "early_stopped": r.early_stopped,
                 "rng": r.rng,
                 "shuffle": r.shuffle,
+                "first_loss": r.first_loss,
             }
             for r in self.records
         ]

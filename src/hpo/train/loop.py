@@ -59,6 +59,7 @@ class FoldState:
     y_val: torch.Tensor
     y_mean: float
     y_std: float
+    target_transform: str = "none"  # regression: undone with the standardization in metrics
     best_loss: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
@@ -165,6 +166,7 @@ class FoldTrainer:
             y_val=tensor(fold.y_val, target_dtype),
             y_mean=fold.y_mean,
             y_std=fold.y_std,
+            target_transform=fold.target_transform,
         )
 
     @property
@@ -208,6 +210,7 @@ class FoldTrainer:
             self.num_classes,
             [self.folds[index].y_mean for index in active],
             [self.folds[index].y_std for index in active],
+            [self.folds[index].target_transform for index in active],
         )
         improved = []
         min_delta = float(self.trainer_cfg.get("min_delta", 0.0))

@@ -11,6 +11,8 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
+from hpo.data.target_transform import inverse
+
 CLASSIFICATION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 
@@ -26,8 +28,10 @@ def task_metrics(
     num_classes: int,
     y_mean: float = 0.0,
     y_std: float = 1.0,
+    target_transform: str = "none",
 ) -> dict[str, float]:
-    """Metrics of one fold's validation outputs (regression in the target's own units)."""
+    """Metrics of one fold's validation outputs (regression in the target's own units:
+    the standardization and ``target_transform`` undone)."""
     preds = preds.detach().float()
     if task == "classification":
         kwargs = {"num_classes": num_classes, "validate_args": False}
@@ -39,8 +43,8 @@ def task_metrics(
             "recall_macro": float(multiclass_recall(preds, target, average="macro", **kwargs)),
             "f1_macro": float(multiclass_f1_score(preds, target, average="macro", **kwargs)),
         }
-    preds = preds.reshape(-1) * y_std + y_mean
-    target = target.float().reshape(-1) * y_std + y_mean
+    preds = inverse(target_transform, preds.reshape(-1) * y_std + y_mean)
+    target = inverse(target_transform, target.float().reshape(-1) * y_std + y_mean)
     return {
         "rmse": float(mean_squared_error(preds, target, squared=False)),
         "mae": float(mean_absolute_error(preds, target)),
@@ -55,6 +59,7 @@ def fold_task_metrics(
     num_classes: int,
     y_means: list[float],
     y_stds: list[float],
+    target_transforms: list[str] | None = None,
 ) -> list[dict[str, float]]:
     """``task_metrics`` of several folds' validation outputs, one dict per fold.
 
@@ -63,9 +68,10 @@ def fold_task_metrics(
     from both targets and predictions): four torchmetrics calls per fold would cost more
     than a training epoch on small data."""
     if task != "classification":
+        transforms = target_transforms or ["none"] * len(preds)
         return [
-            task_metrics(p, t, task, num_classes, m, s)
-            for p, t, m, s in zip(preds, targets, y_means, y_stds)
+            task_metrics(p, t, task, num_classes, m, s, name)
+            for p, t, m, s, name in zip(preds, targets, y_means, y_stds, transforms)
         ]
     folds, classes = len(preds), num_classes
     codes = torch.cat(
