@@ -68,7 +68,7 @@ def test_auto_leaves_a_mild_or_signed_target_alone_and_explicit_choices_are_chec
     with pytest.raises(ConfigError, match="`data.target_transform`: log applies to a regression"):
         inspect_data(small_cfg("data=iris", "++data.target_transform=log"))
     with pytest.raises(ConfigError, match="`data.target_transform`: must be one of auto, none"):
-        inspect_data(small_cfg("data=diabetes", "++data.target_transform=sqrt"))
+        inspect_data(small_cfg("data=diabetes", "data.target_transform=sqrt"))
     # outside the domain (a test row below every training value) is floored, not NaN
     assert np.isfinite(forward("log", np.array([0.0, -1.0]))).all()
     assert inverse("log1p", forward("log1p", pd.Series([0.0, 9.0]).to_numpy())).tolist() == [
