@@ -113,10 +113,13 @@ def best_so_far(
     return curve
 
 
-def _wall_seconds(run: RunDirectory, state: str) -> float | None:
-    """From the sweep's start to its last event (to now while it runs); a resumed
-    sweep's pause counts."""
-    start, end = run.started_at(), run.last_event_at()
+def _wall_seconds(run: RunDirectory, events: list[dict], state: str) -> float | None:
+    """From the sweep's start to its last result (trials.jsonl's last write for a run
+    from before results carried a timestamp; now while it runs); a resumed sweep's
+    pause counts."""
+    start = run.started_at()
+    stamps = [r["timestamp"] for r in events if isinstance(r.get("timestamp"), (int, float))]
+    end = max(stamps) if stamps else run.last_event_at()
     if state == STATE_RUNNING:
         end = time.time()
     return None if start is None or end is None else max(end - start, 0.0)
@@ -166,7 +169,7 @@ def read_run_info(where) -> RunInfo:
         exported=run.is_exported(),
         report=run.read_report(),
         curve=best_so_far(events, metric, mode, failed, run.started_at()),
-        wall_s=_wall_seconds(run, state),
+        wall_s=_wall_seconds(run, events, state),
         epochs=_epochs(events),
         holder=holder,
     )

@@ -83,8 +83,8 @@ def test_live_table_on_a_terminal(messy_run):
     shown = frame.getvalue()
     assert "running 2" in shown and "completed 0" in shown
     for trial_id in middle.active:
-        row = next(line for line in shown.splitlines() if trial_id in line)
         record = middle.trials[trial_id]
+        row = next(ln for ln in shown.splitlines() if ln.startswith(f"{record.index} {trial_id}"))
         assert str(record.epoch) in row and f"{record.value:.4f}" in row
         reached = 1 if record.epoch < 3 else 2  # milestones: epochs 1 and 3
         assert f"{reached}/2 (epoch {[1, 3][reached - 1]})" in row

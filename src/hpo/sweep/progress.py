@@ -223,7 +223,9 @@ class ProgressReporter(Callback):
                 ", ".join(f"{k}={_short(v)}" for k, v in record.params.items()),
             )
         more = len(running) - LIVE_ROWS
-        parts: list[Any] = [Text(self.summary_text()), table]
+        parts: list[Any] = [Text(self.summary_text())]
+        if running:  # (an empty table's header says nothing)
+            parts.append(table)
         if more > 0:
             parts.append(Text(f"... and {more} more running"))
         return Group(*parts)
