@@ -169,9 +169,6 @@ class RunDirectory:
         """The run directory as the user names it."""
         return self.uri or str(self.root)
 
-    def __truediv__(self, name: str) -> Path:
-        return self.root / name
-
     config = property(lambda self: self.root / CONFIG)
     data_quality = property(lambda self: self.root / DATA_QUALITY)
     rows = property(lambda self: self.root / ROWS)

@@ -112,8 +112,7 @@ class ProgressReporter(Callback):
     # Tune's events ------------------------------------------------------------------
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        record = self._record(trial)
-        record.status = RUNNING
+        self._record(trial)  # (a trial that ended before a resume keeps its first end)
         self.active.add(trial.trial_id)
         self._refresh()
 
