@@ -9,5 +9,6 @@ COMMAND_MODULES = [
     "hpo.commands.resume",
     "hpo.commands.submit",
     "hpo.commands.status",
+    "hpo.commands.compare",
     "hpo.commands.logs",
 ]

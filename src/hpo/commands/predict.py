@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from hpo.rundir import BestFiles
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -12,8 +14,8 @@ if TYPE_CHECKING:
 
 # What each kind of export loads; `hpo predict` refuses a model directory whose export did
 # not list them complete (hpo.export.staging).
-MODEL_FILES = ("model.json", "preprocessing.json", "model.onnx")
-LIGHTNING_FILES = ("model.json", "config.yaml", "model.ckpt")
+MODEL_FILES = (BestFiles.MANIFEST, BestFiles.PREPROCESSING, BestFiles.ONNX)
+LIGHTNING_FILES = (BestFiles.MANIFEST, BestFiles.CONFIG, BestFiles.CHECKPOINT)
 
 NAME = "predict"
 HELP = "predict with an exported model (RUN_DIR/best) on CSV or Parquet rows"

@@ -48,7 +48,9 @@ def _cluster_address(run_dir: str, overrides: list[str]) -> str | None:
 
     from omegaconf import OmegaConf
 
-    saved = Path(run_dir).expanduser() / "config.yaml"
+    from hpo.rundir import CONFIG
+
+    saved = Path(run_dir).expanduser() / CONFIG
     if not saved.is_file():  # a URI: joining is the safe assumption (reachable driver)
         return "unknown"
     return OmegaConf.select(OmegaConf.load(saved), "cluster.address")

@@ -31,6 +31,7 @@ from hpo.config.targets import (
     takes_key,
 )
 from hpo.errors import ConfigError
+from hpo.rundir import CONFIG as RUN_CONFIG
 from hpo.space import build_search_space, split_overrides
 
 PRIMARY = "hpo_config"  # hpo's config.yaml in the ConfigStore, under a user's --config-dir
@@ -395,7 +396,7 @@ def _check_table_path(cfg: DictConfig) -> None:
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
     """The resolved config that a sweep wrote into its run directory."""
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
         raise ConfigError(
             f"{path} does not exist; pass the run directory that `hpo sweep` printed."

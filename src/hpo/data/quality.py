@@ -25,8 +25,9 @@ from hpo.data.leakage import (
     single_column_scores,
     suspects,
 )
+from hpo.rundir import DATA_QUALITY
 
-QUALITY_FILE = "data_quality.json"
+QUALITY_FILE = DATA_QUALITY
 LISTED_ROWS = 20  # row numbers kept per check (the count is always complete)
 IMBALANCE_WARN_RATIO = 3.0
 

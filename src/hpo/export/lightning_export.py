@@ -36,6 +36,7 @@ from hpo.export.metrics import classification_metrics, regression_metrics
 from hpo.export.refit import best_trial_config, refit_epochs
 from hpo.export.staging import begin_staging, publish
 from hpo.models.build import build_lightning_module
+from hpo.rundir import BEST, BestFiles
 from hpo.space import build_search_space
 from hpo.train.lightning_folds import (
     instantiate_specs,
@@ -44,13 +45,13 @@ from hpo.train.lightning_folds import (
     trainer_kwargs,
 )
 
-CHECKPOINT_FILE = "model.ckpt"
-ONNX_FILE = "model.onnx"
-MANIFEST_FILE = "model.json"
-CONFIG_FILE = "config.yaml"
-EXPORT_FILE = "export.json"
-TEST_PREDICTIONS_FILE = "test_predictions.parquet"
-BEST_DIR = "best"
+CHECKPOINT_FILE = BestFiles.CHECKPOINT
+ONNX_FILE = BestFiles.ONNX
+MANIFEST_FILE = BestFiles.MANIFEST
+CONFIG_FILE = BestFiles.CONFIG
+EXPORT_FILE = BestFiles.EXPORT
+TEST_PREDICTIONS_FILE = BestFiles.TEST_PREDICTIONS
+BEST_DIR = BEST
 
 
 def split_batch(batch: Any) -> tuple[Any, Any]:

@@ -10,12 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from hpo.errors import HPOError
+from hpo.rundir import BestFiles
 
 MODEL_FORMAT = "hpo-lightning-1"
 
 
 def is_lightning_export(model_dir: str | Path) -> bool:
-    manifest = Path(model_dir) / "model.json"
+    manifest = Path(model_dir) / BestFiles.MANIFEST
     try:
         return json.loads(manifest.read_text()).get("format") == MODEL_FORMAT
     except (OSError, ValueError):
@@ -47,8 +48,8 @@ def predict_lightning(
         )
     if out.suffix not in (".csv", ".parquet"):
         raise HPOError(f"--output {out}: write .csv or .parquet.")
-    manifest = json.loads((model_dir / "model.json").read_text())
-    cfg = OmegaConf.to_container(OmegaConf.load(model_dir / "config.yaml"), resolve=True)
+    manifest = json.loads((model_dir / BestFiles.MANIFEST).read_text())
+    cfg = OmegaConf.to_container(OmegaConf.load(model_dir / BestFiles.CONFIG), resolve=True)
     datamodule = build_datamodule(cfg["data"])
     if type(datamodule).predict_dataloader is L.LightningDataModule.predict_dataloader:
         raise HPOError(

@@ -17,6 +17,7 @@ from hpo.export import plots
 from hpo.export.report import PLOTS_DIR, REPORT_HTML, REPORT_JSON, _clean, cross_validation
 from hpo.export.report_html import STYLE, _figure_html, fmt, table
 from hpo.export.sweep_stats import history, sweep_summary
+from hpo.rundir import BestFiles, RunDirectory
 
 
 def fold_curves(trials: pd.DataFrame, trial_id: str, names: list[str]) -> dict[str, list]:
@@ -54,11 +55,11 @@ def build_lightning_report(
     run_dir: Path, staged: Path | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = load_run_config(run_dir)
-    best_dir = staged or run_dir / "best"
-    best = json.loads((run_dir / "best_trial.json").read_text())
-    trials = pd.read_parquet(run_dir / "trials.parquet")
-    export = json.loads((best_dir / "export.json").read_text())
-    manifest = json.loads((best_dir / "model.json").read_text())
+    run = RunDirectory(Path(run_dir))
+    best_dir = staged or run.best
+    best, trials = run.read_best_trial(), run.read_trials()
+    export = run.read_json(best_dir / BestFiles.EXPORT)
+    manifest = run.read_json(best_dir / BestFiles.MANIFEST)
     sweep, table_ = sweep_summary(trials, cfg, export.get("sweep_wall_s"))
     names = [best["metric"]] + (["val_loss"] if best["metric"] != "val_loss" else [])
     curves = fold_curves(trials, best["trial_id"], names)
@@ -145,7 +146,7 @@ def write_lightning_report(
     """report.json and report.html in RUN_DIR/best (or the export's staging folder)."""
     run_dir = Path(run_dir).resolve()
     report, extra = build_lightning_report(run_dir, staged)
-    best_dir = staged or run_dir / "best"
+    best_dir = staged or RunDirectory(run_dir).best
     (best_dir / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     plots_dir = best_dir / PLOTS_DIR
     plots_dir.mkdir(exist_ok=True)

@@ -55,8 +55,9 @@ from hpo.export.report import (
 )
 from hpo.export.staging import begin_staging, publish
 from hpo.export.transform import PREPROCESSING_FORMAT, category_key, transform_rows
+from hpo.rundir import BestFiles, RunDirectory
 
-CONFIG_FILE = "config.yaml"
+CONFIG_FILE = BestFiles.CONFIG
 PERMUTATION_REPEATS = 5
 PERMUTATION_KEEP = 50  # columns kept in the report, most important first
 PERMUTATION_MAX_ROWS = 5000  # a seeded sample of larger test splits keeps the export quick
@@ -203,12 +204,13 @@ def test_row_numbers(prepared: PreparedData) -> np.ndarray:
 
 
 def _read_best(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    path = run_dir / "best_trial.json"
-    if not path.is_file():
+    run = RunDirectory(Path(run_dir))
+    if not run.best_trial.is_file():
         raise HPOError(
-            f"{path} does not exist: the sweep in {run_dir} found no best trial to export."
+            f"{run.best_trial} does not exist: the sweep in {run_dir} found no best trial to "
+            "export."
         )
-    return json.loads(path.read_text()), pd.read_parquet(run_dir / "trials.parquet")
+    return run.read_best_trial(), run.read_trials()
 
 
 def export_best(

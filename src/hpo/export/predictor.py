@@ -33,10 +33,11 @@ from hpo.data.files import read_frame
 from hpo.errors import DataError
 from hpo.export.bounds import check_sizes
 from hpo.export.transform import PREPROCESSING_FORMAT, required_columns, transform_rows
+from hpo.rundir import BestFiles
 
-MANIFEST_FILE = "model.json"
-PREPROCESSING_FILE = "preprocessing.json"
-ONNX_FILE = "model.onnx"
+MANIFEST_FILE = BestFiles.MANIFEST
+PREPROCESSING_FILE = BestFiles.PREPROCESSING
+ONNX_FILE = BestFiles.ONNX
 MODEL_FORMAT = "hpo.model/2"
 PREDICTION_COLUMN = "prediction"
 PROBA_PREFIX = "proba_"

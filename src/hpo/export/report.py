@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from hpo.config import load_run_config
-from hpo.data.quality import QUALITY_FILE
 from hpo.errors import HPOError
 from hpo.export import pitfalls
 from hpo.export.baselines import baseline_warnings, comparison
@@ -32,16 +31,17 @@ from hpo.export.sweep_stats import (
     rebuild_study,
     sweep_summary,
 )
+from hpo.rundir import BEST, BestFiles, RunDirectory
 from hpo.space import build_search_space
 
-BEST_DIR = "best"
-EXPORT_FILE = "export.json"
-TEST_PREDICTIONS_FILE = "test_predictions.parquet"
+BEST_DIR = BEST
+EXPORT_FILE = BestFiles.EXPORT
+TEST_PREDICTIONS_FILE = BestFiles.TEST_PREDICTIONS
 TARGET_COLUMN = "target"
 ROW_COLUMN = "row"  # the test row's row number in the input file (0 = first data row)
-REPORT_JSON = "report.json"
-REPORT_HTML = "report.html"
-PLOTS_DIR = "plots"
+REPORT_JSON = BestFiles.REPORT_JSON
+REPORT_HTML = BestFiles.REPORT_HTML
+PLOTS_DIR = BestFiles.PLOTS
 TASK_METRICS = {
     "classification": ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss"),
     "regression": ("rmse", "mae", "r2", "loss"),
@@ -68,10 +68,11 @@ class RunFiles:
 
 
 def read_run(run_dir: str | Path, staged: Path | None = None) -> RunFiles:
-    run_dir = Path(run_dir).resolve()
+    run = RunDirectory(Path(run_dir).resolve())
+    run_dir = run.root
     cfg = load_run_config(run_dir)
-    best_dir = staged or run_dir / BEST_DIR
-    needed = [run_dir / "best_trial.json", run_dir / "trials.parquet"]
+    best_dir = staged or run.best
+    needed = [run.best_trial, run.trials]
     needed += [best_dir / name for name in (MANIFEST_FILE, EXPORT_FILE, TEST_PREDICTIONS_FILE)]
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
@@ -82,19 +83,14 @@ def read_run(run_dir: str | Path, staged: Path | None = None) -> RunFiles:
     return RunFiles(
         run_dir=run_dir,
         cfg=cfg,
-        best=json.loads((run_dir / "best_trial.json").read_text()),
-        trials=pd.read_parquet(run_dir / "trials.parquet"),
+        best=run.read_best_trial(),
+        trials=run.read_trials(),
         manifest=json.loads((best_dir / MANIFEST_FILE).read_text()),
         export=json.loads((best_dir / EXPORT_FILE).read_text()),
         test_predictions=pd.read_parquet(best_dir / TEST_PREDICTIONS_FILE),
-        quality=_read_quality(run_dir),
+        quality=run.read_json(run.data_quality),  # (None: a run without one)
         staged=staged,
     )
-
-
-def _read_quality(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / QUALITY_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def data_warnings(quality: dict[str, Any] | None) -> list[dict[str, str]]:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from hpo.errors import HPOError
 from hpo.paths import os_errors
+from hpo.rundir import BEST, STAGING, BestFiles
 
-BEST_DIR = "best"
-STAGING_SUFFIX = ".partial"
-COMPLETE_FILE = "complete.json"
+BEST_DIR = BEST
+COMPLETE_FILE = BestFiles.COMPLETE
 COMPLETE_FORMAT = "hpo.complete/1"
 
 
@@ -39,7 +39,7 @@ class ExportInterrupted(KeyboardInterrupt):
 
 def begin_staging(run_dir: Path) -> Path:
     """A fresh, empty staging folder for the export of ``run_dir``."""
-    staging = run_dir / f"{BEST_DIR}{STAGING_SUFFIX}"
+    staging = run_dir / STAGING
     with os_errors(staging, "the export's staging folder"):
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()

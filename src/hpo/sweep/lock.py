@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpo.errors import HPOError
-
-LOCK_FILE = "run.lock"
+from hpo.rundir import LOCK as LOCK_FILE
 
 _HELD: dict[Path, RunLock] = {}
 

@@ -34,10 +34,11 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from hpo.rundir import JOURNAL
 from hpo.sweep.fidelity import imputed_value
 from hpo.train.trial import FINISHED_KEY
 
-JOURNAL_FILE = "optuna_journal.log"
+JOURNAL_FILE = JOURNAL
 STUDY_NAME = "hpo"
 TUNE_ID_ATTR = "tune_trial_id"
 STATUS_ATTR = "hpo_status"  # completed | stopped | failed | orphan: what the trial really did

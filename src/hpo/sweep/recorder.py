@@ -23,6 +23,7 @@ STATUS_RUNNING = "running"  # only in a sweep that was interrupted
 _KEEP = (
     "time_this_iter_s",
     "time_total_s",
+    "timestamp",  # when the result arrived (Ray's, in whole seconds): curves over wall time
     "training_iteration",
     # where the trial ran: node_id tells apart Ray nodes that share one IP
     "node_ip",

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 from hpo.errors import HPOError
+from hpo.rundir import BEST_TRIAL, ROWS, TRIALS
 
-TRIALS_FILE = "trials.parquet"
-BEST_FILE = "best_trial.json"
-ROWS_FILE = "trials.jsonl"
+TRIALS_FILE = TRIALS
+BEST_FILE = BEST_TRIAL
+ROWS_FILE = ROWS
 
 
 def load_rows(path: Path) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from hpo.cluster import start_ray, stop_ray
 from hpo.config.compose import load_run_config, validate_config
 from hpo.errors import ConfigError, HPOError
+from hpo.rundir import TUNE_SNAPSHOT_PREFIX
 from hpo.space import build_search_space
 from hpo.sweep.asha import SchedulerState
 from hpo.sweep.lock import claim_run_dir
@@ -117,7 +118,7 @@ def has_search_state(location: RunLocation) -> bool:
     snapshots = [
         info
         for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-        if info.base_name.startswith("experiment_state-")
+        if info.base_name.startswith(TUNE_SNAPSHOT_PREFIX)
     ]
     return bool(snapshots) and (location.local / JOURNAL_FILE).is_file()
 

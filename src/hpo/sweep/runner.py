@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-# Ray Tune's console reporter and its per-trial CSV/JSON/TensorBoard loggers: we print our
-# own progress line and record every result ourselves (TrialRecorder).
+# Ray Tune's console reporter and its per-trial CSV/JSON/TensorBoard loggers: we show our
+# own progress (ProgressReporter) and record every result ourselves (TrialRecorder).
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
@@ -28,12 +28,14 @@ from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
 from hpo.export.options import check_export_options
 from hpo.paths import os_errors, raise_for_os_error
+from hpo.rundir import CONFIG as RUN_CONFIG
 from hpo.space import SearchSpace, build_search_space, grid_size
 from hpo.sweep.asha import SchedulerState, SuccessiveHalving
 from hpo.sweep.factories import make_sampler, make_scheduler, make_searcher, pbt_mutations
 from hpo.sweep.interrupts import tune_handlers_undone
 from hpo.sweep.lock import release_run_dir
 from hpo.sweep.optuna_bridge import JOURNAL_FILE
+from hpo.sweep.progress import ProgressReporter
 from hpo.sweep.prune import prune_checkpoints
 from hpo.sweep.recorder import TrialRecorder
 from hpo.sweep.resources import plan_concurrency
@@ -184,8 +186,8 @@ def run_sweep(
     location = RunLocation.create(cfg, run_dir)  # claims it: hpo.sweep.lock
     try:
         run_dir = location.local
-        with os_errors(run_dir / "config.yaml"):  # a full disk shows here, before Ray
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        with os_errors(run_dir / RUN_CONFIG):  # a full disk shows here, before Ray
+            OmegaConf.save(cfg, run_dir / RUN_CONFIG, resolve=True)
         location.upload()
         if stream is not None:
             print(
@@ -265,14 +267,24 @@ def sweep_callbacks(
         cfg.metric,
         cfg.mode,
         num_samples,
-        stream,
+        None,  # the ProgressReporter prints
         on_trial_end=(lambda: upload_progress(location)) if location.uri else None,
         metric_names=names,
     )
     callbacks = [recorder, TensorBoardWriter(location.local, cfg.metric, cfg.mode, names)]
     if hasattr(scheduler, "state_dict"):
         callbacks.append(SchedulerState(scheduler))
-    return callbacks
+    # last: stateless, so the stateful callbacks keep their positions
+    progress = ProgressReporter(
+        location.local,
+        cfg.metric,
+        cfg.mode,
+        num_samples,
+        stream,
+        scheduler,
+        time_budget_s=cfg.budget.time_budget_s,
+    )
+    return [*callbacks, progress]
 
 
 def build_sweep(
@@ -302,7 +314,12 @@ def fit_sweep(sweep: Sweep, cfg: DictConfig, location: RunLocation, num_samples:
     """
     try:
         with tune_handlers_undone(), tune_log_to(location.local):  # (their docstrings)
-            trials = sweep.run(resume=resume)
+            try:
+                trials = sweep.run(resume=resume)
+            finally:  # the live table stops however the sweep ends
+                for callback in sweep.callbacks:
+                    if isinstance(callback, ProgressReporter):
+                        callback.close()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last snapshot may be older
         raise SweepInterrupted(location.display) from None
     except Exception as exc:  # a full disk on the driver: one line, not Tune's traceback

@@ -22,10 +22,9 @@ from omegaconf import DictConfig
 
 from hpo.errors import ConfigError, HPOError
 from hpo.paths import os_errors, writable_dir
+from hpo.rundir import TUNE as TUNE_DIR
+from hpo.rundir import TUNER_STATE
 from hpo.sweep.lock import claim_run_dir
-
-TUNE_DIR = "tune"
-TUNER_STATE = "tuner.pkl"  # written by Ray Tune when the Tuner is built
 
 
 def is_uri(path: str | Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from hpo.rundir import BestFiles
 from hpo.sweep.runner import SweepResult
 
 
@@ -79,7 +80,7 @@ def export_lines(report: dict, best_dir, export_seconds: float) -> list[str]:
         f"exported model: {best_dir} (ONNX check "
         f"{'passed' if report['onnx_check']['passed'] else 'FAILED'}, "
         f"{export_seconds:.1f}s); predict with: hpo predict {best_dir} INPUT --output OUT",
-        f"report: {best_dir / 'report.html'}",
+        f"report: {best_dir / BestFiles.REPORT_HTML}",
     ]
     lines += [f"  warning: {w['message']}" for w in report["warnings"]]
     return lines
@@ -131,7 +132,7 @@ def lightning_export_lines(report: dict, best_dir, export_seconds: float) -> lis
         f"test ({test.get('rows')} held-out rows, refit model): " + ", ".join(shown),
         f"exported model: {best_dir} (model.ckpt, {onnx_text}, {export_seconds:.1f}s); "
         f"predict with: hpo predict {best_dir} --output OUT",
-        f"report: {best_dir / 'report.html'}",
+        f"report: {best_dir / BestFiles.REPORT_HTML}",
     ]
     return lines + [f"  warning: {w['message']}" for w in report["warnings"]]
 

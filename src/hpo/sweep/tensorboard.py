@@ -17,7 +17,9 @@ from typing import Any
 
 from ray.tune import Callback
 
-TENSORBOARD_DIR = "tensorboard"
+from hpo.rundir import TENSORBOARD
+
+TENSORBOARD_DIR = TENSORBOARD
 _SKIP = {"epoch", "folds_active", "fold_best_epochs"}
 
 

@@ -10,7 +10,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-TUNE_LOG = "ray_tune.log"
+from hpo.rundir import TUNE_LOG
+
 LOGGERS = ("ray.tune", "ray.air", "ray.train")
 
 
