@@ -31,9 +31,20 @@ def config_help() -> str:
     return "\n".join(lines)
 
 
+CONFIG_HELP = "(the config groups and top-level keys, read when help is printed)"
+
+
+class ConfigHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Reads conf/ for the epilog only when help is printed, so that every other `hpo`
+    call skips importing Hydra for it."""
+
+    def add_text(self, text):
+        super().add_text(config_help() if text is CONFIG_HELP else text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = config_help()
+    parser.formatter_class = ConfigHelpFormatter
+    parser.epilog = CONFIG_HELP
     parser.add_argument(
         "--cfg", choices=["job"], help="print the composed config (with the search space) and exit"
     )
