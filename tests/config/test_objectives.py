@@ -52,9 +52,9 @@ def test_bad_objectives_fail_naming_the_key(overrides, message):
     ("overrides", "message"),
     [
         (["metric=[val_accuracy,val_latency]", "mode=[max,min]"], "'val_latency' is not reported"),
-        ([*TWO, "+export.pareto_pick=nearest"], "config key `export.pareto_pick`"),
-        ([*TWO, "+export.pareto_pick=weights"], "needs one weight per objective"),
-        ([*TWO, "+export.pareto_weights=[1,2,3]"], "needs 2 non-negative weights"),
+        ([*TWO, "export.pareto_pick=nearest"], "config key `export.pareto_pick`"),
+        ([*TWO, "export.pareto_pick=weights"], "needs one weight per objective"),
+        ([*TWO, "export.pareto_weights=[1,2,3]"], "needs 2 non-negative weights"),
     ],
 )
 def test_unknown_objective_or_pick_fails_before_ray(overrides, message):
