@@ -15,7 +15,7 @@ from hpo.export import plots
 from hpo.export.html_parts import fmt, table
 from hpo.export.report import PLOTS_DIR
 from hpo.export.report_baselines import baselines_section, calibration_section, reliability_diagram
-from hpo.export.report_pareto import front_figure, pareto_section
+from hpo.export.report_pareto import FRONT_CAPTION, front_figure, pareto_section
 from hpo.export.report_sections import data_quality_section
 
 __all__ = ["fmt", "table", "write_html"]
@@ -235,9 +235,7 @@ def write_html(run, report: dict[str, Any], extra: dict[str, Any], path: Path) -
     figure_html = "".join(_figure_html(f, n, c, plots_dir) for f, n, c in figures)
     front_html = pareto_section(
         report,
-        _figure_html(front_figure(run.trials, run.cfg), "pareto_front",
-                     "Every trial on the first two objectives: the Pareto front joined, the "
-                     "exported point ringed.", plots_dir)
+        _figure_html(front_figure(run.trials, run.cfg), "pareto_front", FRONT_CAPTION, plots_dir)
         if report.get("pareto") else "",
     )  # fmt: skip
     warnings = report["warnings"]

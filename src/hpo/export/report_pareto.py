@@ -33,6 +33,11 @@ def write_front(trials: pd.DataFrame, cfg: Any, best_dir: Path) -> None:
         front_table(trials, cfg, list(space)).to_csv(best_dir / PARETO_FILE, index=False)
 
 
+FRONT_CAPTION = (
+    "Every trial on the first two objectives: the Pareto front joined, the exported point ringed."
+)
+
+
 def front_figure(trials: pd.DataFrame, cfg: Any):
     """Every trial on the first two objectives; the front joined, the chosen point ringed."""
     import matplotlib.pyplot as plt
