@@ -33,9 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import lightning as L
+import torch
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 from ray import tune
 from torch.utils.data import DataLoader, TensorDataset
 
-import lightning as L
 from hpo.models.mlp import TabularMLP
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 
+import lightning as L
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset, random_split
 from torchmetrics.classification import MulticlassAccuracy
-
-import lightning as L
 
 
 class LitDigits(L.LightningModule):

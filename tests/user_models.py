@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import lightning as L
 import torch
 from torch.nn import functional as F
-
-import lightning as L
 
 
 class TinyLinear(L.LightningModule):

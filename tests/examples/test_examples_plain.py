@@ -7,12 +7,12 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import lightning as L
 from examples.digits_cnn.data import (
     DigitsImageDataModule,
     ImageFolderDataset,

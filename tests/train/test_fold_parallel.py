@@ -12,12 +12,12 @@ from __future__ import annotations
 import io
 import logging
 
+import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
 from torch.nn import functional as F
 
-import lightning as L
 from hpo.data import prepare_data
 from hpo.models.mlp import TabularMLP
 from hpo.train import FoldTrainer

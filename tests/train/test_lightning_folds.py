@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import lightning as L
 import pytest
 from omegaconf import OmegaConf
 
-import lightning as L
 from hpo.cli import main
 from hpo.config import compose_config
 from hpo.data.datamodule import build_datamodule, fold_loaders, module_data

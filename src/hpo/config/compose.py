@@ -15,6 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from hpo.config.objectives import normalize_objectives
 from hpo.config.schema import (
     LIGHTNING_TRAINER_KEYS,
     DataConfig,
@@ -35,7 +36,7 @@ from hpo.rundir import CONFIG as RUN_CONFIG
 from hpo.space import build_search_space, split_overrides
 
 PRIMARY = "hpo_config"  # hpo's config.yaml in the ConfigStore, under a user's --config-dir
-SEARCHERS = ("tpe", "random", "grid", "gp", "cmaes")
+SEARCHERS = ("tpe", "random", "grid", "gp", "cmaes", "nsga2")
 SCHEDULERS = ("asha", "hyperband", "bohb", "median", "pbt", "fifo")
 STOPPED_AS = ("pruned", "imputed")
 CV_STRATEGIES = ("auto", "stratified", "kfold", "group")
@@ -212,6 +213,7 @@ def validate_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
     except OmegaConfBaseException as exc:
         raise _key_error(exc) from exc
     typed = _typed_data(typed)
+    normalize_objectives(typed)
     _check_values(typed)
     return typed
 
@@ -260,6 +262,12 @@ def _check_values(cfg: DictConfig) -> None:
         cfg.searcher.stopped_as in STOPPED_AS,
         "searcher.stopped_as",
         f"must be one of {', '.join(STOPPED_AS)}, got {cfg.searcher.stopped_as!r}.",
+    )
+    require(cfg.searcher.population_size >= 2, "searcher.population_size", "must be at least 2.")
+    require(
+        0.0 <= cfg.searcher.crossover_prob <= 1.0,
+        "searcher.crossover_prob",
+        f"must lie in [0, 1], got {cfg.searcher.crossover_prob}.",
     )
     require(cfg.scheduler.brackets >= 1, "scheduler.brackets", "must be at least 1.")
     require(

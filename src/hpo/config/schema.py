@@ -39,7 +39,7 @@ class DataConfig:
 
 @dataclass
 class SearcherConfig:
-    name: str = "tpe"  # tpe | random | grid | gp | cmaes
+    name: str = "tpe"  # tpe | random | grid | gp | cmaes | nsga2
     n_startup_trials: int = 8
     multivariate: bool = True
     constant_liar: Any = "auto"  # auto | true | false
@@ -47,6 +47,16 @@ class SearcherConfig:
     # What the sampler learns from a scheduler-stopped trial (hpo.sweep.optuna_bridge):
     # pruned (TPE; CMA-ES with consider_pruned_trials) | imputed (COMPLETE, for GP)
     stopped_as: str = "pruned"
+    population_size: int = 50  # nsga2: trials per generation
+    crossover_prob: float = 0.9  # nsga2: chance a child mixes two parents' parameters
+
+
+@dataclass
+class ObjectiveConfig:
+    """One objective of a multi-objective sweep (hpo.config.objectives)."""
+
+    metric: str = "val_loss"
+    mode: str = "min"
 
 
 @dataclass
@@ -179,8 +189,11 @@ class HPOConfig:
     output_dir: str = "runs"  # a path (shared by all nodes on a cluster) or a URI (s3://...)
     run_dir: Optional[str] = None  # null: output_dir/name/<time>
     seed: int = 0
-    metric: str = "val_loss"
-    mode: str = "min"
+    # One metric and mode, or lists of them: metric=[val_accuracy,latency_ms] mode=[max,min]
+    # (hpo.config.objectives turns lists into `objectives`, the first kept in metric/mode).
+    metric: Any = "val_loss"
+    mode: Any = "min"
+    objectives: list[ObjectiveConfig] = field(default_factory=list)  # derived; empty: one
     test_size: float = 0.2
     # A table source (builtin | csv | parquet) is checked against DataConfig; a DataModule
     # (source: lightning) is free-form: its keys are its constructor's (hpo.config.compose).

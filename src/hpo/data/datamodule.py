@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
-import lightning as L
 from hpo.config.targets import DATA_OWN_KEYS, build_target
 from hpo.data.splits import holdout_split, make_folds
 from hpo.errors import ConfigError, DataError

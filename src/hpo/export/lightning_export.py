@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
 import hpo
-import lightning as L
 from hpo.config import load_run_config
 from hpo.data.datamodule import FoldPlan, build_datamodule, heldout_loader, module_data, rows_loader
 from hpo.errors import HPOError

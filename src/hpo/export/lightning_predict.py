@@ -26,10 +26,10 @@ def is_lightning_export(model_dir: str | Path) -> bool:
 def predict_lightning(
     model_dir: str | Path, output: str, input_path: str | None, overwrite: bool = False
 ) -> tuple[Path, int]:
+    import lightning as L
     import torch
     from omegaconf import OmegaConf
 
-    import lightning as L
     from hpo.data.datamodule import build_datamodule
     from hpo.export.lightning_export import as_probabilities, module_outputs
     from hpo.models.build import build_lightning_module

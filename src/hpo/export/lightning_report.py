@@ -16,6 +16,13 @@ from hpo.config import load_run_config
 from hpo.export import plots
 from hpo.export.report import PLOTS_DIR, REPORT_HTML, REPORT_JSON, _clean, cross_validation
 from hpo.export.report_html import STYLE, _figure_html, fmt, table
+from hpo.export.report_pareto import (
+    FRONT_CAPTION,
+    front_figure,
+    pareto_report,
+    pareto_section,
+    write_front,
+)
 from hpo.export.sweep_stats import history, sweep_summary
 from hpo.rundir import BestFiles, RunDirectory
 
@@ -93,8 +100,10 @@ def build_lightning_report(
         "export_seconds": export["export_seconds"],
         "artifacts": export["artifacts"],
         "warnings": warnings,
+        "pareto": pareto_report(trials, cfg),
     }
     extra = {"trials": table_, "history": history(table_, cfg.mode), "names": names}
+    extra["front"] = front_figure(trials, cfg) if report["pareto"] else None
     return _clean(report), extra
 
 
@@ -127,6 +136,7 @@ def _html(report: dict[str, Any], extra: dict[str, Any], plots_dir: Path) -> str
 <h2>Cross-validation</h2><p>{escape(cv["metric"])} {fmt(cv["mean"])} ± {fmt(cv["std"])}
 over {len(cv["per_fold"] or [])} folds; per fold {fmt(cv["per_fold"])}, early-stopping
 epochs {fmt(cv["fold_best_epochs"])}.</p>
+{pareto_section(report, _figure_html(extra["front"], "pareto_front", FRONT_CAPTION, plots_dir))}
 <h2>Best hyperparameters</h2>{table(["key", "value"], list(report["best_trial"]["params"].items()))}
 <h2>The exported model</h2><p>Refit on {fmt(report["refit"]["rows"])} rows for
 {report["refit"]["epochs"]} epochs ({escape(report["refit"]["how"])}) in
@@ -146,7 +156,9 @@ def write_lightning_report(
     """report.json and report.html in RUN_DIR/best (or the export's staging folder)."""
     run_dir = Path(run_dir).resolve()
     report, extra = build_lightning_report(run_dir, staged)
-    best_dir = staged or RunDirectory(run_dir).best
+    run = RunDirectory(run_dir)
+    best_dir = staged or run.best
+    write_front(run.read_trials(), load_run_config(run_dir), best_dir)
     (best_dir / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     plots_dir = best_dir / PLOTS_DIR
     plots_dir.mkdir(exist_ok=True)

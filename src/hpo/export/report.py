@@ -24,6 +24,7 @@ from hpo.export import pitfalls
 from hpo.export.baselines import baseline_warnings, comparison
 from hpo.export.metrics import evaluate_predictions, heldout_metric_name
 from hpo.export.predictor import MANIFEST_FILE
+from hpo.export.report_pareto import pareto_report, write_front
 from hpo.export.sweep_stats import (
     history,
     importance_basis,
@@ -224,6 +225,7 @@ def build_report(run: RunFiles) -> tuple[dict[str, Any], dict[str, Any]]:
         "export_seconds": export["export_seconds"],
         "artifacts": export["artifacts"],
         "warnings": warnings,
+        "pareto": pareto_report(run.trials, cfg),
     }
     extra = {"trials": trials, "history": history(trials, cfg.mode), "study": study}
     return _clean(report), extra
@@ -249,6 +251,7 @@ def write_report(run_dir: str | Path, staged: Path | None = None) -> tuple[dict[
 
     run = read_run(run_dir, staged)
     report, extra = build_report(run)
+    write_front(run.trials, run.cfg, run.best_dir)
     (run.best_dir / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     html_path = write_html(run, report, extra, run.best_dir / REPORT_HTML)
     return report, html_path

@@ -15,6 +15,7 @@ from hpo.export import plots
 from hpo.export.html_parts import fmt, table
 from hpo.export.report import PLOTS_DIR
 from hpo.export.report_baselines import baselines_section, calibration_section, reliability_diagram
+from hpo.export.report_pareto import FRONT_CAPTION, front_figure, pareto_section
 from hpo.export.report_sections import data_quality_section, target_transform_paragraph
 
 __all__ = ["fmt", "table", "write_html"]
@@ -233,6 +234,11 @@ def write_html(run, report: dict[str, Any], extra: dict[str, Any], path: Path) -
         ),
     ]
     figure_html = "".join(_figure_html(f, n, c, plots_dir) for f, n, c in figures)
+    front_html = pareto_section(
+        report,
+        _figure_html(front_figure(run.trials, run.cfg), "pareto_front", FRONT_CAPTION, plots_dir)
+        if report.get("pareto") else "",
+    )  # fmt: skip
     warnings = report["warnings"]
     warning_html = (
         "".join(
@@ -266,6 +272,7 @@ the test · best trial {escape(best["trial_id"])} at epoch {best["epoch"]}</p>
 <h2>Warnings</h2>{warning_html}
 {_metrics_section(report)}{baselines_section(report)}{calibration_section(report)}
 {_per_class(report)}
+{front_html}
 {data_quality_section(report)}
 <h2>Best hyperparameters</h2>{params}
 <h3>Cross-validation at the best epoch</h3>

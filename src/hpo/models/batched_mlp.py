@@ -14,11 +14,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import lightning as L
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-import lightning as L
 from hpo.models.fold_adamw import FoldAdamW
 from hpo.models.mlp import ACTIVATIONS, TabularMLP
 

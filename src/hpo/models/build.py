@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 from hydra.utils import instantiate
 
-import lightning as L
 from hpo.errors import ConfigError
 
 

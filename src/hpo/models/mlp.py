@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-import lightning as L
 
 ACTIVATIONS = {
     "relu": nn.ReLU,

@@ -14,6 +14,7 @@ from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
+from hpo.config.objectives import objectives
 from hpo.errors import ConfigError
 from hpo.space import SearchSpace, grid_values
 from hpo.sweep.asha import SuccessiveHalving
@@ -53,6 +54,14 @@ def make_sampler(
             # the stopped trials' last values: CMA-ES's own treatment of pruned trials
             consider_pruned_trials=s.stopped_as == "pruned",
         )
+    if s.name == "nsga2":
+        # NSGA-II is multi-objective by design (one objective also works); tpe, gp and
+        # random follow the study's directions by themselves.
+        return optuna.samplers.NSGAIISampler(
+            seed=seed,
+            population_size=int(s.get("population_size", 50)),
+            crossover_prob=float(s.get("crossover_prob", 0.9)),
+        )
     raise ConfigError(f"config key `searcher.name`: unknown searcher {s.name!r}.")
 
 
@@ -68,7 +77,13 @@ def make_searcher(cfg: DictConfig, space: SearchSpace, concurrent: int | None, j
     if cfg.searcher.get("bridge", "fidelity") == "stock":
         return OptunaSearch(space=dict(space), metric=cfg.metric, mode=cfg.mode, sampler=sampler)
     return StudySearcher(
-        space, cfg.metric, cfg.mode, sampler, journal, stopped_as=cfg.searcher.stopped_as
+        space,
+        cfg.metric,
+        cfg.mode,
+        sampler,
+        journal,
+        stopped_as=cfg.searcher.stopped_as,
+        objectives=objectives(cfg),
     )
 
 

@@ -27,11 +27,18 @@ def imputed_value(study: optuna.Study, stopped: FrozenTrial, status_attr: str) -
         stopped: the stopped trial, with its intermediate values (epoch -> value).
         status_attr: the user attribute that says what a trial really did.
     """
-    step = max(stopped.intermediate_values)
-    last = stopped.intermediate_values[step]
-    gains = [
-        t.value - t.intermediate_values[step]
+    completed = [
+        (t.intermediate_values, t.value)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get(status_attr) == "completed" and step in t.intermediate_values
+        if t.user_attrs.get(status_attr) == "completed"
     ]
+    return lifted_value(stopped.intermediate_values, completed)
+
+
+def lifted_value(curve: dict[int, float], completed: list[tuple[dict[int, float], float]]) -> float:
+    """``curve``'s last value plus the median gain, from that epoch to their final
+    value, of the ``completed`` trials (their curve, their final value) that reached it."""
+    step = max(curve)
+    last = curve[step]
+    gains = [final - seen[step] for seen, final in completed if step in seen]
     return last + statistics.median(gains) if gains else last

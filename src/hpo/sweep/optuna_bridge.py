@@ -19,6 +19,16 @@ What each Tune outcome becomes in the study:
   the typical gain of trials that went on from that epoch (for GP, which learns only
   from COMPLETE trials);
 * a failed or diverged trial (error, NaN/inf) is FAIL.
+
+With several objectives (``metric=[val_accuracy,latency_ms] mode=[max,min]``,
+hpo.config.objectives) the study has one direction each and a COMPLETE trial is told
+its vector of values at its best epoch by the first objective (the row the export
+ranks it by, hpo.export.pareto). Optuna keeps intermediate values for one objective
+only (``Trial.report`` refuses multi-objective trials, and TPE ranks pruned trials by
+them through ``study.direction``), so each epoch's vector goes into the trial's user
+attribute ``hpo_values`` instead; a stopped trial is PRUNED, or with ``imputed``
+COMPLETE with its first objective lifted as above and its other values as it last
+reported them.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from hpo.rundir import JOURNAL
-from hpo.sweep.fidelity import imputed_value
+from hpo.sweep.fidelity import imputed_value, lifted_value
 from hpo.train.trial import FINISHED_KEY
 
 JOURNAL_FILE = JOURNAL
@@ -43,6 +53,7 @@ STUDY_NAME = "hpo"
 TUNE_ID_ATTR = "tune_trial_id"
 STATUS_ATTR = "hpo_status"  # completed | stopped | failed | orphan: what the trial really did
 STOPPED_AS = ("pruned", "imputed")
+VALUES_ATTR = "hpo_values"  # multi-objective: epoch -> [value of each objective]
 
 
 def journal_storage(path: str | Path) -> JournalStorage:
@@ -63,6 +74,8 @@ class StudySearcher(Searcher):
         sampler: the Optuna sampler (hpo.sweep.runner.make_sampler).
         journal: the JournalStorage file; the study is created, or loaded if it exists.
         stopped_as: ``pruned`` or ``imputed`` (see the module docstring).
+        objectives: ``[(metric, mode), ...]`` for a multi-objective study (the first is
+            ``metric`` / ``mode``); None: the one objective ``metric`` / ``mode``.
     """
 
     def __init__(
@@ -73,8 +86,10 @@ class StudySearcher(Searcher):
         sampler: optuna.samplers.BaseSampler,
         journal: str | Path,
         stopped_as: str = "pruned",
+        objectives: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
+        self.objectives = list(objectives or [(metric, mode)])
         self.space = dict(space)
         self.sampler = sampler
         self.journal = Path(journal)
@@ -102,7 +117,9 @@ class StudySearcher(Searcher):
                     study_name=STUDY_NAME,
                     storage=self._storage,
                     sampler=self.sampler,
-                    direction="minimize" if self.mode == "min" else "maximize",
+                    directions=[
+                        "minimize" if mode == "min" else "maximize" for _, mode in self.objectives
+                    ],
                 )
             self._numbers = {
                 t.user_attrs[TUNE_ID_ATTR]: t.number
@@ -128,7 +145,14 @@ class StudySearcher(Searcher):
         self._numbers[trial_id] = trial.number
         return dict(trial.params)  # dotted keys, as hpo.train.trial.apply_params takes them
 
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self.multi:
+            self._record_values(trial_id, result)
+            return
         value, step = result.get(self.metric), result.get("epoch")
         if value is None or step is None or not math.isfinite(value):
             return
@@ -143,6 +167,9 @@ class StudySearcher(Searcher):
         if running is None:
             return
         number, storage_id = running
+        if self.multi:
+            self._complete_multi(trial_id, number, storage_id, result, error)
+            return
         value = result.get(self.metric) if result else None
         if error or value is None or not math.isfinite(value):
             self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "failed")
@@ -161,6 +188,50 @@ class StudySearcher(Searcher):
             self.study.tell(number, imputed_value(self.study, frozen, STATUS_ATTR))
         else:
             self.study.tell(number, state=TrialState.PRUNED)
+
+    def _values(self, result: dict | None) -> list[float] | None:
+        """The objectives' values in ``result``; None when one is missing or not finite."""
+        values = [(result or {}).get(metric) for metric, _ in self.objectives]
+        if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+            return None
+        return [float(v) for v in values]
+
+    def _record_values(self, trial_id: str, result: dict) -> None:
+        values, step = self._values(result), result.get("epoch")
+        running = self._running(trial_id)
+        if values is None or step is None or running is None:
+            return
+        curve = dict(
+            self.study.get_trials(deepcopy=False)[running[0]].user_attrs.get(VALUES_ATTR, {})
+        )
+        curve[str(int(step))] = values
+        self._storage.set_trial_user_attr(running[1], VALUES_ATTR, curve)
+
+    def _complete_multi(self, trial_id, number, storage_id, result, error) -> None:
+        values = None if error else self._values(result)
+        if values is None:
+            self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "failed")
+            self.study.tell(number, state=TrialState.FAIL)
+            return
+        self._record_values(trial_id, result)
+        curve = self.study.get_trials(deepcopy=False)[number].user_attrs.get(VALUES_ATTR, {})
+        sign = 1.0 if self.mode == "max" else -1.0
+        best = max(curve.values(), key=lambda v: sign * v[0]) if curve else values
+        if result.get(FINISHED_KEY):
+            self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "completed")
+            self.study.tell(number, best)
+            return
+        self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "stopped")
+        if self.stopped_as == "pruned":
+            self.study.tell(number, state=TrialState.PRUNED)
+            return
+        firsts = {int(e): v[0] for e, v in curve.items()} or {0: values[0]}
+        completed = [
+            ({int(e): v[0] for e, v in t.user_attrs.get(VALUES_ATTR, {}).items()}, t.values[0])
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get(STATUS_ATTR) == "completed"
+        ]
+        self.study.tell(number, [lifted_value(firsts, completed), *values[1:]])
 
     # Tune saves this with every experiment snapshot: the Tune trials it knew then.
     def save(self, checkpoint_path: str) -> None:

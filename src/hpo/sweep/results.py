@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpo.config.objectives import objectives
 from hpo.errors import HPOError
+from hpo.export.pareto import pareto_front
 from hpo.rundir import BEST_TRIAL, ROWS, TRIALS
 
 TRIALS_FILE = TRIALS
@@ -118,6 +120,18 @@ def select_best(
         "fold_best_epochs": _list(row.get("fold_best_epochs")),
         "metrics": metrics,
     }
+
+
+def choose_best(frame: pd.DataFrame, cfg: Any, space_keys: list[str]) -> dict[str, Any]:
+    """best_trial.json's content: ``select_best`` for one objective; for several, the
+    Pareto point ``export.pareto_pick`` chooses, with ``pareto`` saying which and why."""
+    if len(objectives(cfg)) == 1:
+        return select_best(frame, cfg.metric, cfg.mode, space_keys)
+    _, _, choice = pareto_front(frame, cfg)
+    rows = frame[frame["trial_id"] == choice["trial_id"]]
+    best = select_best(rows, cfg.metric, cfg.mode, space_keys)
+    best["pareto"] = choice
+    return best
 
 
 def write_best(best: dict[str, Any], run_dir: Path) -> Path:

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from ray import tune
 
 from hpo.cluster import node_resources, start_ray, stop_ray
+from hpo.config.objectives import objectives
 from hpo.data.prepare import PreparedData, prepare_data
 from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
@@ -41,9 +42,9 @@ from hpo.sweep.recorder import TrialRecorder
 from hpo.sweep.resources import plan_concurrency
 from hpo.sweep.results import (
     ROWS_FILE,
+    choose_best,
     count_statuses,
     load_rows,
-    select_best,
     write_best,
     write_trials,
 )
@@ -51,6 +52,7 @@ from hpo.sweep.storage import TUNE_DIR, RunLocation
 from hpo.sweep.sweep import FINISHED_STATES, Sweep, trial_dirname
 from hpo.sweep.tensorboard import TensorBoardWriter
 from hpo.sweep.tune_log import tune_log_to
+from hpo.train.cost import COST_METRICS
 from hpo.train.lightning_plan import plan_lightning
 from hpo.train.metrics import metric_names
 from hpo.train.trial import TRIAL_FUNCTIONS, engine_name
@@ -80,7 +82,7 @@ class SweepResult:
 
 
 def reported_metrics(task: str) -> list[str]:
-    return ["val_loss", "train_loss", *(f"val_{m}" for m in metric_names(task))]
+    return ["val_loss", "train_loss", *(f"val_{m}" for m in metric_names(task)), *COST_METRICS]
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -117,11 +119,12 @@ def check_before_ray(
     """Checks that need the task; returns the number of trials to run."""
     names = names if names is not None else reported_metrics(task)
     check_export_options(cfg)  # the export runs after every trial: check its keys now
-    if cfg.metric not in names:
-        raise ConfigError(
-            f"config key `metric`: {cfg.metric!r} is not reported for {task}; use one of "
-            f"{', '.join(names)}."
-        )
+    for metric, _ in objectives(cfg):
+        if metric not in names:
+            raise ConfigError(
+                f"config key `metric`: {metric!r} is not reported for {task}; use one of "
+                f"{', '.join(names)}."
+            )
     num_samples = int(cfg.budget.num_samples)
     if not space:
         raise ConfigError(
@@ -358,7 +361,7 @@ def finish_sweep(cfg, run_dir, space, started_at, study, prepared) -> SweepResul
     counts = count_statuses(frame)
     best = None
     try:
-        best = select_best(frame, cfg.metric, cfg.mode, list(space))
+        best = choose_best(frame, cfg, list(space))
         write_best(best, run_dir)
     except HPOError:
         if counts.get("failed", 0) == 0:

@@ -34,6 +34,8 @@ def summary_lines(result: SweepResult, cfg) -> list[str]:
         lines.append("no trial produced a result")
         return lines
     lines.append(f"best trial: {best['trial_id']} (epoch {best['epoch']}, {best['status']})")
+    if best.get("pareto"):  # a multi-objective sweep: which front point, and why
+        lines.append(f"  chosen: {best['pareto']['why']}")
     for key, value in best["params"].items():
         lines.append(f"  {key} = {_fmt(value)}")
     folds = len(best.get("fold_scores") or [])

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
 
-import lightning as L
 from hpo.config.schema import LIGHTNING_TRAINER_KEYS
 from hpo.data.datamodule import FoldPlan, ModuleData, fold_loaders
 from hpo.errors import ConfigError, TrialError

@@ -14,10 +14,10 @@ import math
 import warnings
 from typing import Any
 
+import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-import lightning as L
 from hpo.data.datamodule import FoldPlan, ModuleData, build_datamodule, fold_loaders, module_data
 from hpo.data.datamodule import plan_folds as cut_folds
 from hpo.errors import ConfigError, HPOError

@@ -25,6 +25,7 @@ from hpo.models.batched_mlp import FoldBatchedMLP
 from hpo.models.build import build_module
 from hpo.models.mlp import TabularMLP
 from hpo.train.batched import BatchedFolds
+from hpo.train.cost import COST_METRICS, model_cost
 from hpo.train.divergence import DEFAULT_FACTOR, check_divergence, reference_loss
 from hpo.train.engine import overrides_validation
 from hpo.train.metrics import fold_task_metrics, metric_names
@@ -130,6 +131,7 @@ class FoldTrainer:
         self.trainer_cfg = dict(trainer_cfg)
         self.device = torch.device(device)
         self.epoch = 0
+        self.cost: dict[str, float] | None = None  # hpo.train.cost, measured after epoch 1
         target_dtype = torch.long if self.task == "classification" else torch.float32
         modules, rng_states, self.folds = [], [], []
         for index, fold in enumerate(data.folds):
@@ -254,6 +256,7 @@ class FoldTrainer:
             mean = sum(values) / len(values)
             metrics[name] = mean
             metrics[f"{name}_std"] = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        metrics.update(self._cost())
         return EpochSummary(
             epoch=self.epoch,
             metrics=metrics,
@@ -262,6 +265,16 @@ class FoldTrainer:
             folds_active=sum(not f.stopped for f in self.folds),
             finished=self.finished,
         )
+
+    def _cost(self) -> dict[str, float]:
+        """latency_ms and param_count of fold 0's model (NaN if its forward fails)."""
+        if self.cost is None:
+            try:
+                self.cost = model_cost(self.engine.fold_module(0, False), self.folds[0].X_val)
+            except Exception as exc:  # a user module whose forward takes other inputs
+                log.warning("hpo: cannot time the model's forward pass: %s", exc)
+                self.cost = dict.fromkeys(COST_METRICS, math.nan)
+        return self.cost
 
     def fold_modules(self, best: bool = True) -> list[Any]:
         """Each fold's LightningModule; with ``best``, carrying its best epoch's weights

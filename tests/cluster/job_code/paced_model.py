@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import time
 
+import lightning as L
 import torch
 from torch.nn import functional as F
-
-import lightning as L
 
 
 class PacedLinear(L.LightningModule):
