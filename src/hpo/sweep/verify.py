@@ -55,6 +55,12 @@ DAMAGED_SUFFIX = ".damaged"
 ENDED = (STATUS_COMPLETED, STATUS_STOPPED, STATUS_FAILED)
 
 
+def _cause(exc: BaseException) -> str:
+    """``Type: message``, on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
 @dataclass
 class TrialFacts:
     """What one record says about one trial."""
@@ -165,7 +171,7 @@ def check_searcher_state(location: RunLocation, session: str) -> list[str]:
                 cloudpickle.loads(data)
         except Exception as exc:  # truncated: EOFError, UnpicklingError, JSONDecodeError
             raise HPOError(
-                f"{shown} is damaged ({type(exc).__name__}: {exc}): Ray Tune cannot restore "
+                f"{shown} is damaged ({_cause(exc)}): Ray Tune cannot restore "
                 "its searcher from it; restore the file from a copy of the run directory, or "
                 "start a new sweep (the finished trials stay in trials.jsonl)."
             ) from exc
@@ -197,8 +203,7 @@ def check_scheduler_state(location: RunLocation, replays: bool) -> str | None:
     except Exception as exc:
         if not replays:
             raise HPOError(
-                f"{location.display}/tune/{names[-1]} is damaged ({type(exc).__name__}: "
-                f"{exc}): Ray Tune cannot restore its callbacks' state; restore the file from "
+                f"{location.display}/tune/{names[-1]} is damaged ({_cause(exc)}): Ray Tune cannot restore its callbacks' state; restore the file from "
                 "a copy of the run directory."
             ) from exc
         fs.move(path, path + DAMAGED_SUFFIX)
@@ -227,7 +232,7 @@ def tune_facts(location: RunLocation, metric: str, finished: int) -> dict[str, T
             )
     except Exception as exc:  # truncated JSON, a broken snapshot
         raise HPOError(
-            f"{shown} is damaged ({type(exc).__name__}: {exc}): Ray Tune cannot restore its "
+            f"{shown} is damaged ({_cause(exc)}): Ray Tune cannot restore its "
             f"trials from it ({finished} trials ended per trials.jsonl and the study, kept "
             "there); restore the file from a copy of the run directory, or start a new sweep."
         ) from exc
@@ -254,7 +259,7 @@ def study_facts(journal: Path) -> dict[str, TrialFacts]:
         study = load_run_study(journal)
     except Exception as exc:  # a damaged journal
         raise HPOError(
-            f"{journal} is damaged ({type(exc).__name__}: {exc}): the searcher's history "
+            f"{journal} is damaged ({_cause(exc)}): the searcher's history "
             "cannot be read; restore it from a copy of the run directory."
         ) from exc
     facts = {}
