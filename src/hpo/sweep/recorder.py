@@ -4,6 +4,7 @@ prints one progress line per finished trial instead of Ray's own logs."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -13,7 +14,10 @@ from typing import Any
 
 from ray.tune import Callback
 
-from hpo.train.trial import FAILED_KEY, FINISHED_KEY
+from hpo.train.trial import FAILED_KEY, FINISHED_KEY, TRACEBACK_KEY
+
+# a trial's own traceback: to RUN_DIR/ray_tune.log with Ray Tune's (hpo.sweep.tune_log)
+log = logging.getLogger("hpo.trials")
 
 STATUS_COMPLETED = "completed"
 STATUS_STOPPED = "stopped"  # by the scheduler (ASHA / HyperBand)
@@ -152,6 +156,7 @@ class TrialRecorder(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get(FAILED_KEY):  # the trial's last report: no epoch, only why it failed
             self._failed[trial.trial_id] = str(result[FAILED_KEY])
+            log.error("trial %s failed:\n%s", trial.trial_id, result.get(TRACEBACK_KEY, ""))
             return
         row = {
             "event": "result",

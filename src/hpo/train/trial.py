@@ -25,27 +25,25 @@ from hpo.train.loop import FoldTrainer
 
 FINISHED_KEY = "trial_finished"  # True on the last report of a trial that ended by itself
 FAILED_KEY = "trial_failed"  # the reason, on the last report of a trial whose code failed
-FAILURE_FILE = "trial_failure.txt"  # the failure's traceback, in the trial's folder
+TRACEBACK_KEY = "trial_traceback"  # its traceback (the driver logs it to RUN_DIR/ray_tune.log)
 CHECKPOINT_FILE = "trial_state.pt"
 
 
 @contextlib.contextmanager
 def failures_end_the_trial(metric: str) -> Iterator[None]:
     """A trial whose own code fails (an exception, a NaN or diverged loss: TrialError)
-    ends cleanly with one last report naming the reason (``FAILED_KEY``; the metric NaN,
-    so the searcher tells it FAIL and no scheduler ranks it), and its traceback in the
-    trial's folder. Tune then records it as ended, not as errored: such a failure would
-    only repeat, so it is not retried (``budget.max_retries`` is for workers that die).
-    Tune's stop (``SystemExit`` inside ``tune.report``) passes through."""
+    ends cleanly with one last report naming the reason (``FAILED_KEY``, its traceback
+    under ``TRACEBACK_KEY``; the metric NaN, so the searcher tells it FAIL and no
+    scheduler ranks it). Tune then records it as ended, not as errored: such a failure
+    would only repeat, so it is not retried (``budget.max_retries`` is for workers that
+    die). Tune's stop (``SystemExit`` inside ``tune.report``) passes through."""
     try:
         yield
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[-1]
-        with contextlib.suppress(OSError):
-            path = os.path.join(tune.get_context().get_trial_dir(), FAILURE_FILE)
-            with open(path, "a") as handle:
-                handle.write(traceback.format_exc())
-        tune.report({metric: float("nan"), FAILED_KEY: reason})
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        tune.report(
+            {metric: float("nan"), FAILED_KEY: reason, TRACEBACK_KEY: traceback.format_exc()}
+        )
 
 
 def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
