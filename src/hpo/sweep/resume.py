@@ -49,7 +49,8 @@ from hpo.sweep.storage import (
     tune_filesystem,
 )
 from hpo.sweep.tune_log import TUNE_LOG
-from hpo.sweep.verify import check_scheduler_state, newest_session, read_rows, verify_run
+from hpo.sweep.tune_state import check_scheduler_state, newest_session
+from hpo.sweep.verify import read_rows, verify_run
 
 # What may change between the interrupted run and its resume: where it runs, not what.
 RESUMABLE_KEYS = ("cluster.",)

@@ -22,56 +22,20 @@ had finished.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pyarrow.fs as pafs
 
 from hpo.errors import HPOError
 from hpo.sweep.optuna_bridge import JOURNAL_FILE, STATUS_ATTR, TUNE_ID_ATTR, load_run_study
-from hpo.sweep.recorder import (
-    STATUS_COMPLETED,
-    STATUS_FAILED,
-    STATUS_STOPPED,
-    error_text,
-    recorded_fields,
-    trial_index,
-)
+from hpo.sweep.recorder import STATUS_COMPLETED, STATUS_FAILED, STATUS_STOPPED, recorded_fields
 from hpo.sweep.results import ROWS_FILE
-from hpo.sweep.storage import RunLocation, tune_filesystem
-from hpo.train.trial import FINISHED_KEY
+from hpo.sweep.storage import RunLocation
+from hpo.sweep.tune_state import DAMAGED_SUFFIX, TrialFacts, cause, tune_facts
 
-EXPERIMENT_STATE = "experiment_state-{}.json"
-SEARCHER_STATES = ("search_gen_state-{}.json", "searcher-state-{}.pkl")
-CALLBACK_STATE = "callback-states-"  # Tune's callbacks' state: hpo's scheduler records
-DAMAGED_SUFFIX = ".damaged"
 ENDED = (STATUS_COMPLETED, STATUS_STOPPED, STATUS_FAILED)
-
-
-def _cause(exc: BaseException) -> str:
-    """``Type: message``, on one line."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
-@dataclass
-class TrialFacts:
-    """What one record says about one trial."""
-
-    trial_id: str
-    index: int = -1
-    params: dict[str, Any] = field(default_factory=dict)
-    status: str | None = None  # None: not ended (as far as this record knows)
-    error: str | None = None
-    values: dict[int, float] = field(default_factory=dict)  # epoch -> the metric
-    last: dict[str, Any] | None = None  # the last result, every recorded field
 
 
 @dataclass
@@ -121,136 +85,6 @@ def row_facts(rows: list[dict], metric: str) -> dict[str, TrialFacts]:
     return facts
 
 
-@contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """ExperimentAnalysis warns of the per-trial result files hpo turns off."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def newest_session(location: RunLocation) -> str | None:
-    """The session suffix of Tune's newest experiment snapshot (the one it restores)."""
-    fs, base = tune_filesystem(location)
-    names = sorted(
-        info.base_name
-        for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-        if info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json")
-    )
-    return names[-1][len("experiment_state-") : -len(".json")] if names else None
-
-
-def check_searcher_state(location: RunLocation, session: str) -> list[str]:
-    """The searcher's state of Tune's newest snapshot is there and unpickles."""
-    import ray.cloudpickle as cloudpickle
-
-    fs, base = tune_filesystem(location)
-    names = [template.format(session) for template in SEARCHER_STATES]
-    for name in names:
-        path = f"{base}/{name}"
-        shown = f"{location.display}/tune/{name}"
-        if fs.get_file_info(path).type == pafs.FileType.NotFound:
-            raise HPOError(
-                f"{shown} is missing: Ray Tune's searcher state of its last snapshot, without "
-                "which the resumed sweep would create no more trials (or count them from an "
-                "older snapshot); restore the file from a copy of the run directory, or start "
-                "a new sweep (the finished trials stay in trials.jsonl and trials.parquet)."
-            )
-        try:
-            with fs.open_input_stream(path) as handle:
-                data = handle.readall()
-            if name.endswith(".json"):
-                cloudpickle.loads(data)
-            elif data.lstrip()[:1] == b"{":
-                json.loads(data)  # hpo's StudySearcher writes JSON
-            else:
-                cloudpickle.loads(data)
-        except Exception as exc:  # truncated: EOFError, UnpicklingError, JSONDecodeError
-            raise HPOError(
-                f"{shown} is damaged ({_cause(exc)}): Ray Tune cannot restore "
-                "its searcher from it; restore the file from a copy of the run directory, or "
-                "start a new sweep (the finished trials stay in trials.jsonl)."
-            ) from exc
-    return names
-
-
-def check_scheduler_state(location: RunLocation, replays: bool) -> str | None:
-    """Tune's newest callback state (the scheduler's records, saved with each snapshot).
-
-    Resume rebuilds the records by replaying trials.jsonl and does not load them, but Tune
-    still unpickles the file: a damaged one is set aside (``.damaged``) when the replay
-    stands in for it, else reported. Returns what was found, for resume's report.
-    """
-    import ray.cloudpickle as cloudpickle
-
-    fs, base = tune_filesystem(location)
-    names = sorted(
-        info.base_name
-        for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-        if info.base_name.startswith(CALLBACK_STATE) and info.base_name.endswith(".pkl")
-    )
-    if not names:
-        return "missing (rebuilt from trials.jsonl)" if replays else None
-    path = f"{base}/{names[-1]}"
-    try:
-        with fs.open_input_stream(path) as handle:
-            cloudpickle.loads(handle.readall())
-        return None
-    except Exception as exc:
-        if not replays:
-            raise HPOError(
-                f"{location.display}/tune/{names[-1]} is damaged ({_cause(exc)}): Ray Tune cannot restore its callbacks' state; restore the file from "
-                "a copy of the run directory."
-            ) from exc
-        fs.move(path, path + DAMAGED_SUFFIX)
-        return f"damaged ({type(exc).__name__}; set aside as tune/{names[-1]}{DAMAGED_SUFFIX})"
-
-
-def tune_facts(location: RunLocation, metric: str, finished: int) -> dict[str, TrialFacts]:
-    """Tune's trials from its newest experiment snapshot. ``finished``: how many trials
-    the other records say ended (for the message when the snapshot is gone)."""
-    from ray.tune import ExperimentAnalysis
-
-    session = newest_session(location)
-    if session is None:
-        raise HPOError(
-            f"{location.display}/tune/{EXPERIMENT_STATE.format('*')} is missing: Ray Tune "
-            f"cannot restore the sweep ({finished} trials ended per trials.jsonl and the "
-            "study, kept there); restore the tune/ folder from a copy of the run directory, "
-            "or start a new sweep."
-        )
-    shown = f"{location.display}/tune/{EXPERIMENT_STATE.format(session)}"
-    fs, base = tune_filesystem(location)
-    try:
-        with _quiet("ray.tune.analysis.experiment_analysis"):
-            analysis = ExperimentAnalysis(
-                f"{base}/{EXPERIMENT_STATE.format(session)}", storage_filesystem=fs
-            )
-    except Exception as exc:  # truncated JSON, a broken snapshot
-        raise HPOError(
-            f"{shown} is damaged ({_cause(exc)}): Ray Tune cannot restore its "
-            f"trials from it ({finished} trials ended per trials.jsonl and the study, kept "
-            "there); restore the file from a copy of the run directory, or start a new sweep."
-        ) from exc
-    check_searcher_state(location, session)
-    facts = {}
-    for trial in analysis.trials:
-        last = dict(trial.last_result or {})
-        fact = TrialFacts(trial.trial_id, trial_index(trial), dict(trial.config), last=last)
-        if trial.status == "TERMINATED":
-            fact.status = STATUS_COMPLETED if last.get(FINISHED_KEY) else STATUS_STOPPED
-        elif trial.status == "ERROR":
-            fact.status, fact.error = STATUS_FAILED, error_text(trial)
-        if last.get("epoch") is not None and isinstance(last.get(metric), (int, float)):
-            fact.values[int(last["epoch"])] = float(last[metric])
-        facts[trial.trial_id] = fact
-    return facts
-
-
 def study_facts(journal: Path) -> dict[str, TrialFacts]:
     """The study's trials by Tune trial id (orphans, which never ran in Tune, left out)."""
     if not journal.is_file():
@@ -259,7 +93,7 @@ def study_facts(journal: Path) -> dict[str, TrialFacts]:
         study = load_run_study(journal)
     except Exception as exc:  # a damaged journal
         raise HPOError(
-            f"{journal} is damaged ({_cause(exc)}): the searcher's history "
+            f"{journal} is damaged ({cause(exc)}): the searcher's history "
             "cannot be read; restore it from a copy of the run directory."
         ) from exc
     facts = {}
@@ -380,28 +214,37 @@ def verify_run(
     for trial_id in sorted(set(tune) | set(study), key=lambda t: (tune.get(t) or study[t]).index):
         extra += rebuilt_rows(trial_id, have.get(trial_id), tune.get(trial_id),
                               study.get(trial_id), metric, keep)  # fmt: skip
+    repaired = place(rows, extra)
+    lost = (set(ended_elsewhere) | {t for t, f in tune.items() if f.status}) - {
+        r["trial_id"] for r in repaired if r["event"] == "end"
+    }
+    if lost:  # (every end known elsewhere is rebuilt: this guards the guarantee)
+        raise HPOError(
+            f"{path}: the ends of {len(lost)} finished trials ({', '.join(sorted(lost))}) are "
+            "lost and could not be rebuilt; restore the file from a copy of the run directory."
+        )
     if problems or extra:
-        write_rows(path, place(rows, extra))
+        existed = path.exists()
+        write_rows(path, repaired)
         what = "; ".join(problems) or "rows were missing"
         trials = {r["trial_id"] for r in extra}
         ends = sum(r["event"] == "end" for r in extra)
         report.rebuilt.append(
             f"{ROWS_FILE} ({what}): {len(extra)} rows of {len(trials)} trials ({ends} trial "
             "ends) from the study and Ray Tune's state"
-            + (f"; the damaged file is kept as {ROWS_FILE}{DAMAGED_SUFFIX}" if rows else "")
+            + (f"; the old file is kept as {ROWS_FILE}{DAMAGED_SUFFIX}" if existed else "")
+        )
+    lagging = sorted(t for t in ended_rows if t in tune and tune[t].status is None)
+    if lagging:  # their end came after Tune's last snapshot: they run on, the first end kept
+        report.verified.append(
+            f"{len(lagging)} trials ended in {ROWS_FILE} after Tune's last snapshot "
+            f"({', '.join(lagging)}): Tune runs them on from their last checkpoint; their "
+            "recorded end is the one kept"
         )
     unknown = sorted(t for t in have if t not in tune)
     if unknown:  # started after Tune's last snapshot (a SIGKILL): Tune will not resume them
         report.verified.append(
             f"{len(unknown)} trials of {ROWS_FILE} are not in Tune's last snapshot "
             f"({', '.join(unknown)}): kept as recorded, not resumed"
-        )
-    lost = (set(ended_elsewhere) | {t for t, f in tune.items() if f.status}) - {
-        r["trial_id"] for r in place(rows, extra) if r["event"] == "end"
-    }
-    if lost:  # (cannot happen: every end known elsewhere is rebuilt; the guarantee says so)
-        raise HPOError(
-            f"{path}: the ends of {len(lost)} finished trials ({', '.join(sorted(lost))}) are "
-            "lost and could not be rebuilt; restore the file from a copy of the run directory."
         )
     return report
