@@ -1,8 +1,8 @@
 """Resume verifies before it trusts: one real sweep, interrupted with Ctrl-C after two of
 its three trials, copied once per damage; each copy is resumed (or refused) for real.
 
-Damages: trials.jsonl cut mid-way, deleted, or broken in the middle; the scheduler's
-state file deleted or damaged; Tune's experiment or searcher state missing or truncated;
+Damages: trials.jsonl cut mid-way, deleted, or broken in the middle (rebuilt in place,
+checked without a resume run); the scheduler's state file deleted or damaged; Tune's experiment or searcher state missing or truncated;
 the run directory moved or copied (the old one gone)."""
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from hpo.sweep import run_sweep
 from hpo.sweep.lock import release_run_dir
 from hpo.sweep.resume import resume_sweep
 from hpo.sweep.runner import SweepInterrupted
+from hpo.sweep.storage import RunLocation
+from hpo.sweep.verify import verify_run
 
 pytestmark = pytest.mark.slow
 
@@ -124,14 +126,19 @@ def delete_rows_and_scheduler_state(run_dir: Path) -> None:
         path.unlink()
 
 
-def break_a_middle_line_and_the_scheduler_state(run_dir: Path) -> None:
+def cut_mid_way_and_damage_the_scheduler_state(run_dir: Path) -> None:
+    cut_mid_way(run_dir)
+    for state in (run_dir / "tune").glob("callback-states-*.pkl"):
+        state.write_bytes(state.read_bytes()[:20])
+
+
+def break_a_middle_line(run_dir: Path) -> int:
     path = run_dir / "trials.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     middle = len(lines) // 2
     lines[middle] = lines[middle][:25] + "\n"
     path.write_text("".join(lines))
-    for state in (run_dir / "tune").glob("callback-states-*.pkl"):
-        state.write_bytes(state.read_bytes()[:20])
+    return middle + 1
 
 
 def move(old: Path, new: Path) -> None:
@@ -147,11 +154,10 @@ def copy_and_delete(old: Path, new: Path) -> None:
 @pytest.mark.parametrize(
     "damage, rebuilt, relocate",
     [
-        (cut_mid_way, "was cut", move),
+        (cut_mid_way_and_damage_the_scheduler_state, "was cut", move),
         (delete_rows_and_scheduler_state, "trials.jsonl is missing", copy_and_delete),
-        (break_a_middle_line_and_the_scheduler_state, "is not a JSON row", None),
     ],
-    ids=["cut-and-moved", "deleted-and-copied", "broken-line"],
+    ids=["cut-and-moved", "deleted-and-copied"],
 )
 def test_resume_rebuilds_lost_rows_from_tunes_state_and_the_study(
     interrupted, tmp_path, damage, rebuilt, relocate
@@ -159,21 +165,38 @@ def test_resume_rebuilds_lost_rows_from_tunes_state_and_the_study(
     run_dir = copy_of(interrupted, tmp_path)
     before = rows(run_dir)
     damage(run_dir)
-    if relocate is not None:  # the run directory moved or copied, the old one gone
-        old, run_dir = run_dir, tmp_path / "elsewhere" / "run"
-        run_dir.parent.mkdir()
-        relocate(old, run_dir)
+    # the run directory moved or copied, the old one gone
+    old, run_dir = run_dir, tmp_path / "elsewhere" / "run"
+    run_dir.parent.mkdir()
+    relocate(old, run_dir)
     result, said = resumed(run_dir)
     assert "hpo: verified Ray Tune's experiment state" in said
     assert "hpo: rebuilt trials.jsonl (" in said and rebuilt in said
     assert f"{len(ends(before))} of {BUDGET} trials finished" in said
     assert "hpo: rebuilt scheduler=asha's records from trials.jsonl" in said
-    if damage is not cut_mid_way:
-        assert "missing (rebuilt" in said or "damaged (" in said
+    assert "missing (rebuilt" in said or "damaged (" in said  # (its state file)
     assert_finished_with_every_earlier_trial(result, before)
-    if relocate is not None:  # the new trial went to the new place, nothing to the old
-        assert not old.exists()
-        assert len(list((run_dir / "tune").glob("trial_*"))) == BUDGET
+    # the new trial went to the new place, nothing to the old
+    assert not old.exists()
+    assert len(list((run_dir / "tune").glob("trial_*"))) == BUDGET
+
+
+def test_a_broken_middle_line_is_rebuilt_in_its_place_before_any_ray_work(interrupted, tmp_path):
+    run_dir = copy_of(interrupted, tmp_path)
+    before = rows(run_dir)
+    line = break_a_middle_line(run_dir)
+    report = verify_run(RunLocation(run_dir), "val_loss", ("val_loss",))
+    (rebuilt,) = report.rebuilt
+    assert f"(line {line} is not a JSON row): 1 rows of 1 trials" in rebuilt
+    after = rows(run_dir)
+    assert after[line - 1].pop("rebuilt") in ("optuna_journal.log", "optuna_journal.log+tune")
+    lost = before[line - 1]
+    if lost["event"] == "result" and after[line - 1].keys() != lost.keys():
+        # an earlier epoch: the study kept its metric only
+        assert after[line - 1]["val_loss"] == pytest.approx(lost["val_loss"])
+        after[line - 1], before[line - 1] = {}, {}
+    assert after == before
+    assert (run_dir / "trials.jsonl.damaged").exists()
 
 
 def drop(pattern: str):

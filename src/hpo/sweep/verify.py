@@ -151,20 +151,18 @@ def rebuilt_rows(
 
 
 def place(rows: list[dict], extra: list[dict]) -> list[dict]:
-    """``rows`` with each rebuilt row after its trial's rows that come before it (a start
-    first, results by epoch, the end last), else at the end."""
+    """``rows`` with each rebuilt row among its trial's rows, in order (a start first,
+    results by epoch, the end last); a trial with no rows left goes at the end."""
     out = list(rows)
-    rank = {"start": -1.0, "result": 0.0, "end": math.inf}
+    rank = {"start": -1.0, "end": math.inf}  # results (and retries) by their epoch
 
     def position(row: dict) -> float:
-        return rank[row["event"]] + (row.get("epoch") or 0 if row["event"] == "result" else 0)
+        return rank.get(row["event"], float(row.get("epoch") or 0))
 
     for row in extra:
-        after = [
-            i for i, r in enumerate(out)
-            if r["trial_id"] == row["trial_id"] and position(r) <= position(row)
-        ]  # fmt: skip
-        out.insert(after[-1] + 1 if after else len(out), row)
+        own = [i for i, r in enumerate(out) if r["trial_id"] == row["trial_id"]]
+        before = [i for i in own if position(out[i]) <= position(row)]
+        out.insert(before[-1] + 1 if before else own[0] if own else len(out), row)
     return out
 
 
