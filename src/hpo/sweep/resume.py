@@ -4,8 +4,11 @@ The same Sweep as `hpo sweep` (hpo.sweep.runner.build_sweep), run with ``resume=
 Ray Tune brings back its trials from ``RUN_DIR/tune`` (finished ones are kept and not
 run again; unfinished ones continue from their last checkpoint); the searcher reopens
 the run's Optuna study (``optuna_journal.log``, with ``optuna.load_study``); the rungs
-come back as the scheduler callback's state (hpo.sweep.asha). trials.jsonl goes on from
-its last row.
+are rebuilt by replaying trials.jsonl (hpo.sweep.asha). trials.jsonl goes on from its
+last row. Before any of it, trials.jsonl, Tune's saved state and the study are checked
+against each other and trials.jsonl's lost rows rebuilt (hpo.sweep.verify); what cannot
+be rebuilt is one HPOError. A moved or copied run directory resumes where it is now
+(hpo.sweep.relocate).
 
 What it cannot verify, and says so: a trial whose end reached the study and
 trials.jsonl just before the kill, but not Tune's last snapshot, is run again by Tune
