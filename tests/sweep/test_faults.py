@@ -64,10 +64,18 @@ def test_raising_and_diverging_trials_are_recorded_and_the_sweep_goes_on(ray_loc
         "searcher=grid",
         "scheduler=fifo",
         "budget.max_failure_rate=0.8",
-        "budget.max_retries=0",  # (a retry would fail the same way, one epoch later)
+        "budget.max_retries=2",  # for workers that die: these failures are not retried
         width=8,
     )
     result = run_sweep(cfg, stream=None)
+    events = raw_events(result.run_dir)
+    assert not [r for r in events if r["event"] == "retry"]
+    starts = [r["trial_id"] for r in events if r["event"] == "start"]
+    assert len(starts) == len(set(starts)) == 4  # each trial ran once
+    # each failure's traceback is in the run directory's log, not on the terminal
+    log = (result.run_dir / "ray_tune.log").read_text()
+    for trial_id in {r["trial_id"] for r in events if r.get("status") == "failed"}:
+        assert f"trial {trial_id} failed:\nTraceback" in log
     frame = result.trials
     per_trial = frame.groupby("trial_id").last()
     assert len(per_trial) == 4

@@ -4,6 +4,7 @@ prints one progress line per finished trial instead of Ray's own logs."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -13,7 +14,10 @@ from typing import Any
 
 from ray.tune import Callback
 
-from hpo.train.trial import FINISHED_KEY
+from hpo.train.trial import FAILED_KEY, FINISHED_KEY, TRACEBACK_KEY
+
+# a trial's own traceback: to RUN_DIR/ray_tune.log with Ray Tune's (hpo.sweep.tune_log)
+log = logging.getLogger("hpo.trials")
 
 STATUS_COMPLETED = "completed"
 STATUS_STOPPED = "stopped"  # by the scheduler (ASHA / HyperBand)
@@ -38,6 +42,18 @@ def trial_index(trial) -> int:
     """Tune's creation counter of a trial (its experiment tag starts with it)."""
     head = str(getattr(trial, "experiment_tag", "")).split("_", 1)[0]
     return int(head) if head.isdigit() else -1
+
+
+def recorded_fields(result: dict, keep=()) -> dict:
+    """The fields of a Tune result that trials.jsonl keeps: hpo's metrics (``val_*``,
+    ``train_*``, ``fold_*``), ``keep`` (a user's own metric names), epoch and placement."""
+    return {
+        key: value
+        for key, value in result.items()
+        if key.startswith(("val_", "train_", "fold_"))
+        or key in keep
+        or key in ("epoch", "folds_active", FINISHED_KEY, *_KEEP)
+    }
 
 
 def drop_partial_row(path: Path) -> None:
@@ -88,6 +104,7 @@ class TrialRecorder(Callback):
         self.best: tuple[float, str] | None = None
         self.started = time.monotonic()
         self._last: dict[str, dict] = {}
+        self._failed: dict[str, str] = {}  # trial -> why its own code failed (FAILED_KEY)
         self._ended: set[str] = set()  # trials whose end was written (before a resume too)
         self._running: set[str] = set()  # started and not ended: the progress line's count
         self._load_existing()
@@ -138,36 +155,31 @@ class TrialRecorder(Callback):
         )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get(FAILED_KEY):  # the trial's last report: no epoch, only why it failed
+            self._failed[trial.trial_id] = str(result[FAILED_KEY])
+            log.error("trial %s failed:\n%s", trial.trial_id, result.get(TRACEBACK_KEY, ""))
+            return
         row = {
             "event": "result",
             "trial_id": trial.trial_id,
             "trial_index": trial_index(trial),
             "params": trial.config,
+            **recorded_fields(result, self.keep),
         }
-        for key, value in result.items():
-            if (
-                key.startswith(("val_", "train_", "fold_"))
-                or key in self.keep
-                or key
-                in (
-                    "epoch",
-                    "folds_active",
-                    FINISHED_KEY,
-                    *_KEEP,
-                )
-            ):
-                row[key] = value
         self._last[trial.trial_id] = row
         self._write(row)
         self._track_best(result.get(self.metric), trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if trial.trial_id in self._failed:  # (hpo.train.trial.failures_end_the_trial)
+            self._end(trials, trial, STATUS_FAILED, self._failed.pop(trial.trial_id))
+            return
         last = self._last.get(trial.trial_id) or {}
         status = STATUS_COMPLETED if last.get(FINISHED_KEY) else STATUS_STOPPED
         self._end(trials, trial, status, None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._end(trials, trial, STATUS_FAILED, _error_text(trial))
+        self._end(trials, trial, STATUS_FAILED, error_text(trial))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         """The trial's worker failed; Tune restarts it from its last checkpoint."""
@@ -176,7 +188,7 @@ class TrialRecorder(Callback):
                 "event": "retry",
                 "trial_id": trial.trial_id,
                 "trial_index": trial_index(trial),
-                "error": _error_text(trial),
+                "error": error_text(trial),
                 "params": trial.config,
             }
         )
@@ -219,7 +231,7 @@ class TrialRecorder(Callback):
         )
 
 
-def _error_text(trial) -> str:
+def error_text(trial) -> str:
     path = getattr(trial, "error_file", None)
     if path:
         try:

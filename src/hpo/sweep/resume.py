@@ -4,8 +4,11 @@ The same Sweep as `hpo sweep` (hpo.sweep.runner.build_sweep), run with ``resume=
 Ray Tune brings back its trials from ``RUN_DIR/tune`` (finished ones are kept and not
 run again; unfinished ones continue from their last checkpoint); the searcher reopens
 the run's Optuna study (``optuna_journal.log``, with ``optuna.load_study``); the rungs
-come back as the scheduler callback's state (hpo.sweep.asha). trials.jsonl goes on from
-its last row.
+are rebuilt by replaying trials.jsonl (hpo.sweep.asha). trials.jsonl goes on from its
+last row. Before any of it, trials.jsonl, Tune's saved state and the study are checked
+against each other and trials.jsonl's lost rows rebuilt (hpo.sweep.verify); what cannot
+be rebuilt is one HPOError. A moved or copied run directory resumes where it is now
+(hpo.sweep.relocate).
 
 What it cannot verify, and says so: a trial whose end reached the study and
 trials.jsonl just before the kill, but not Tune's last snapshot, is run again by Tune
@@ -14,7 +17,6 @@ from its last checkpoint; its first outcome is the one kept (study and trials.js
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -26,9 +28,9 @@ from omegaconf import DictConfig, OmegaConf
 from hpo.cluster import start_ray, stop_ray
 from hpo.config.compose import load_run_config, validate_config
 from hpo.errors import ConfigError, HPOError
-from hpo.rundir import TUNE_SNAPSHOT_PREFIX
 from hpo.space import build_search_space
-from hpo.sweep.asha import SchedulerState
+from hpo.sweep.asha import SchedulerState, first_results
+from hpo.sweep.factories import make_scheduler
 from hpo.sweep.lock import claim_run_dir
 from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.recorder import STATUS_RUNNING, drop_partial_row
@@ -49,6 +51,9 @@ from hpo.sweep.storage import (
     replace_missing_checkpoint,
     tune_filesystem,
 )
+from hpo.sweep.tune_log import TUNE_LOG
+from hpo.sweep.tune_state import check_scheduler_state, newest_session
+from hpo.sweep.verify import read_rows, verify_run
 
 # What may change between the interrupted run and its resume: where it runs, not what.
 RESUMABLE_KEYS = ("cluster.",)
@@ -112,28 +117,42 @@ def repair_snapshot_checkpoints(location: RunLocation, unfinished: Sequence[str]
     return repaired
 
 
-def has_search_state(location: RunLocation) -> bool:
-    """Tune's experiment snapshot and hpo's study journal are both there."""
-    fs, base = tune_filesystem(location)
-    snapshots = [
-        info
-        for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-        if info.base_name.startswith(TUNE_SNAPSHOT_PREFIX)
-    ]
-    return bool(snapshots) and (location.local / JOURNAL_FILE).is_file()
+def has_started(location: RunLocation) -> bool:
+    """Anything of a sweep that ran: Tune's snapshot, a recorded row, the study."""
+    journal = location.local / JOURNAL_FILE
+    return (
+        newest_session(location) is not None
+        or bool(read_rows(location.local / ROWS_FILE)[0])
+        or (journal.is_file() and journal.stat().st_size > 0)
+    )
 
 
-def replay_scheduler(sweep, rows_file: Path) -> None:
+def replay_scheduler(sweep, rows_file: Path) -> int | None:
     """Rebuild the scheduler's records from trials.jsonl, hpo's own record of every
     result as it arrived (at least as new as Tune's last snapshot, which can trail the
-    checkpoint a trial resumes from). The records saved with the snapshot are then not
+    checkpoint a trial resumes from); returns how many results were replayed (None: the
+    scheduler keeps no records). The records saved with the snapshot are then not
     loaded: the callback that carries them is left out (Tune restores callback state by
-    position, and the recorder stays first)."""
+    position, and the recorder stays first), so a deleted or damaged scheduler state
+    file loses nothing."""
     if not hasattr(sweep.scheduler, "replay"):
-        return
-    lines = rows_file.read_text().splitlines() if rows_file.exists() else []
-    sweep.scheduler.replay([json.loads(line) for line in lines if line.strip()])
+        return None
+    rows, _ = read_rows(rows_file)  # (verified and rebuilt by then: hpo.sweep.verify)
+    sweep.scheduler.replay(rows)
     sweep.callbacks = [c for c in sweep.callbacks if not isinstance(c, SchedulerState)]
+    return sum(1 for _ in first_results(rows))
+
+
+def keeps_study(cfg: DictConfig) -> bool:
+    """The run's searcher keeps an Optuna study in the run directory (not under PBT, not
+    with Ray's stock OptunaSearch)."""
+    return cfg.scheduler.name != "pbt" and cfg.searcher.get("bridge", "fidelity") != "stock"
+
+
+def say(stream, *lines: str) -> None:
+    if stream is not None:
+        for line in lines:
+            print(line, file=stream, flush=True)
 
 
 def resume_sweep(
@@ -151,25 +170,28 @@ def resume_sweep(
     """
     started_at = time.monotonic()
     location = RunLocation.open(run_dir)
-    claim_run_dir(location.local, "hpo resume")  # one sweep per run dir; export_and_summarize releases it
+    claim_run_dir(
+        location.local, "hpo resume"
+    )  # one sweep per run dir; export_and_summarize releases it
     cfg = apply_overrides(load_run_config(location.local), overrides)
-    if not has_search_state(location):
+    if not has_started(location):
         raise HPOError(
-            f"{location.display} has no search state (tune/experiment_state-*.json and "
-            f"{JOURNAL_FILE}): the sweep stopped before it started; run `hpo sweep` again."
+            f"{location.display} has no search state (tune/experiment_state-*.json, "
+            f"{ROWS_FILE}, {JOURNAL_FILE}): the sweep stopped before it started; run "
+            "`hpo sweep` again."
         )
     space, _ = build_search_space(cfg.search_space)
     # the same split and folds: they depend on the seed only
     prepared, task, names = prepare_sweep_data(cfg, space)
     num_samples = check_before_ray(cfg, space, task, names)
+    # trials.jsonl, Tune's state and the study, each checked against the others
+    verification = verify_run(location, cfg.metric, names, keeps_study(cfg))
+    replays = hasattr(make_scheduler(cfg, space), "replay")
+    scheduler_file = check_scheduler_state(location, replays)
     status = trial_statuses(location.local / ROWS_FILE)
     ended = sum(state != STATUS_RUNNING for state in status.values())
-    if stream is not None:
-        print(
-            f"hpo: resuming {location.display}: {ended} of {num_samples} trials finished",
-            file=stream,
-            flush=True,
-        )
+    say(stream, *verification.lines())
+    say(stream, f"hpo: resuming {location.display}: {ended} of {num_samples} trials finished")
     if ended >= num_samples:  # nothing left to run: just (re)write the results
         return finish_run(cfg, location, space, started_at, None, prepared, None)
     repair_snapshot_checkpoints(location, [t for t, st in status.items() if st == STATUS_RUNNING])
@@ -177,19 +199,30 @@ def resume_sweep(
     try:
         concurrent = check_resources(cfg)
         sweep = build_sweep(cfg, prepared, space, location, num_samples, concurrent, stream, names)
-        replay_scheduler(sweep, location.local / ROWS_FILE)
-        if stream is not None and not hasattr(sweep.scheduler, "state_dict"):
-            if cfg.scheduler.name != "fifo":  # (FIFO has nothing to lose)
-                print(
-                    f"hpo: scheduler={cfg.scheduler.name} keeps no state hpo can save: it "
-                    "goes on without its history of the trials before the resume",
-                    file=stream,
-                    flush=True,
-                )
+        replayed = replay_scheduler(sweep, location.local / ROWS_FILE)
+        if replayed is not None:
+            say(
+                stream,
+                f"hpo: rebuilt scheduler={cfg.scheduler.name}'s records from {ROWS_FILE} "
+                f"({replayed} results replayed; its state file in tune/: "
+                f"{scheduler_file or 'read, not needed'})",
+            )
+        elif not hasattr(sweep.scheduler, "state_dict") and cfg.scheduler.name != "fifo":
+            say(  # (FIFO has nothing to lose)
+                stream,
+                f"hpo: scheduler={cfg.scheduler.name} keeps no state hpo can save: it goes "
+                "on without its history of the trials before the resume",
+            )
         try:
             fit_sweep(sweep, cfg, location, num_samples, resume=True)
-        except (ValueError, FileNotFoundError) as exc:
-            raise HPOError(f"cannot resume {location.display}: {exc}") from exc
+        except (HPOError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # Tune's restore failed: its cause, not an interrupt
+            cause = (str(exc).strip().splitlines() or [""])[-1]
+            raise HPOError(
+                f"cannot resume {location.display}: Ray Tune's restore failed "
+                f"({type(exc).__name__}: {cause}); its log is {location.local / TUNE_LOG}."
+            ) from exc
     finally:
         if owns_ray:
             stop_ray()

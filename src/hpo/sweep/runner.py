@@ -11,6 +11,7 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
 
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from hpo.sweep.results import (
 from hpo.sweep.storage import TUNE_DIR, RunLocation
 from hpo.sweep.sweep import FINISHED_STATES, Sweep, trial_dirname
 from hpo.sweep.tensorboard import TensorBoardWriter
-from hpo.sweep.tune_log import tune_log_to
+from hpo.sweep.tune_log import TUNE_LOG, tune_log_to
 from hpo.train.cost import COST_METRICS
 from hpo.train.lightning_plan import plan_lightning
 from hpo.train.metrics import metric_names
@@ -317,12 +318,15 @@ def fit_sweep(sweep: Sweep, cfg: DictConfig, location: RunLocation, num_samples:
     """
     try:
         with tune_handlers_undone(), tune_log_to(location.local):  # (their docstrings)
+            ours = signal.getsignal(signal.SIGINT)
             try:
                 trials = sweep.run(resume=resume)
             finally:  # the live table stops however the sweep ends
                 for callback in sweep.callbacks:
                     if isinstance(callback, ProgressReporter):
                         callback.close()
+            # Tune puts our handler back only when a Ctrl-C reached its own
+            ctrl_c = signal.getsignal(signal.SIGINT) is ours
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last snapshot may be older
         raise SweepInterrupted(location.display) from None
     except Exception as exc:  # a full disk on the driver: one line, not Tune's traceback
@@ -331,6 +335,12 @@ def fit_sweep(sweep: Sweep, cfg: DictConfig, location: RunLocation, num_samples:
         raise
     unfinished = sum(t.status not in FINISHED_STATES for t in trials)
     if unfinished or (cfg.budget.time_budget_s is None and len(trials) < num_samples):
+        if resume and not ctrl_c:  # not an interrupt: resuming again would loop
+            raise HPOError(
+                f"cannot resume {location.display}: Ray Tune's restore ended with "
+                f"{len(trials) - unfinished} of {num_samples} trials and no Ctrl-C; its saved "
+                f"state (tune/) does not match the run; see {location.local / TUNE_LOG}."
+            )
         raise SweepInterrupted(location.display)
     return trials
 

@@ -21,6 +21,7 @@ from ray.tune import ResumeConfig, Stopper
 
 from hpo.space import SearchSpace
 from hpo.sweep.factories import make_scheduler, make_searcher, tune_space
+from hpo.sweep.relocate import relocating
 from hpo.sweep.storage import TUNE_DIR
 
 FINISHED_STATES = ("TERMINATED", "ERROR")
@@ -102,6 +103,9 @@ class Sweep:
         A resumed sweep keeps finished and failed trials as they are and continues
         unfinished ones from their last checkpoint.
         """
+        # a moved or copied run directory resumes in its new place (hpo.sweep.relocate);
+        # the concurrency cap is then applied there
+        search_alg = relocating(self.searcher, self.storage_path, self.name, self.max_concurrent)
         analysis = tune.run(
             self.trainable,
             name=self.name,
@@ -109,10 +113,10 @@ class Sweep:
             metric=self.metric,
             mode=self.mode,
             config=self.param_space,
-            search_alg=self.searcher,
+            search_alg=search_alg,
             scheduler=self.scheduler,
             num_samples=self.num_samples,
-            max_concurrent_trials=self.max_concurrent,
+            max_concurrent_trials=None if search_alg is not self.searcher else self.max_concurrent,
             time_budget_s=self.time_budget_s,
             stop=self.stopper,
             callbacks=self.callbacks,

@@ -1,7 +1,8 @@
 """Ray Tune's own log lines (a failed trial's traceback, repeated per retry: hundreds of
-lines) go to ``RUN_DIR/ray_tune.log`` while the sweep runs, not to the terminal. The
-trial's error itself is recorded in trials.jsonl / trials.parquet (``error``) and the
-progress line counts it."""
+lines) and the traceback of a trial whose own code failed (hpo.sweep.recorder) go to
+``RUN_DIR/ray_tune.log`` while the sweep runs, not to the terminal. The trial's error
+itself is recorded in trials.jsonl / trials.parquet (``error``) and the progress line
+counts it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from hpo.rundir import TUNE_LOG
 
-LOGGERS = ("ray.tune", "ray.air", "ray.train")
+LOGGERS = ("ray.tune", "ray.air", "ray.train", "hpo.trials")  # (hpo.sweep.recorder)
 
 
 @contextlib.contextmanager

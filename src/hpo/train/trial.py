@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import traceback
+from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -21,7 +24,26 @@ from hpo.train.lightning_folds import LightningFolds
 from hpo.train.loop import FoldTrainer
 
 FINISHED_KEY = "trial_finished"  # True on the last report of a trial that ended by itself
+FAILED_KEY = "trial_failed"  # the reason, on the last report of a trial whose code failed
+TRACEBACK_KEY = "trial_traceback"  # its traceback (the driver logs it to RUN_DIR/ray_tune.log)
 CHECKPOINT_FILE = "trial_state.pt"
+
+
+@contextlib.contextmanager
+def failures_end_the_trial(metric: str) -> Iterator[None]:
+    """A trial whose own code fails (an exception, a NaN or diverged loss: TrialError)
+    ends cleanly with one last report naming the reason (``FAILED_KEY``, its traceback
+    under ``TRACEBACK_KEY``; the metric NaN, so the searcher tells it FAIL and no
+    scheduler ranks it). Tune then records it as ended, not as errored: such a failure
+    would only repeat, so it is not retried (``budget.max_retries`` is for workers that
+    die). Tune's stop (``SystemExit`` inside ``tune.report``) passes through."""
+    try:
+        yield
+    except Exception as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        tune.report(
+            {metric: float("nan"), FAILED_KEY: reason, TRACEBACK_KEY: traceback.format_exc()}
+        )
 
 
 def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +69,11 @@ def trial_device(gpus_per_trial: float) -> str:
 
 def run_trial(config: dict[str, Any], trial_data: TrialData, base_cfg: dict[str, Any]) -> None:
     """Train the k fold-models of one configuration, reporting after every epoch."""
+    with failures_end_the_trial(base_cfg["metric"]):
+        _train_folds(config, trial_data, base_cfg)
+
+
+def _train_folds(config: dict[str, Any], trial_data: TrialData, base_cfg: dict[str, Any]):
     cfg = apply_params(base_cfg, config)
     resources = cfg["resources"]
     torch.set_num_threads(max(1, int(resources["cpus_per_trial"])))
@@ -118,6 +145,11 @@ def trial_module_data(data_cfg: dict[str, Any], plan: FoldPlan) -> ModuleData:
 def run_lightning_trial(config: dict[str, Any], plan: FoldPlan, base_cfg: dict[str, Any]) -> None:
     """Train the k folds of a user's LightningModule with real Trainers, in lockstep,
     reporting the fold mean of every logged metric after every epoch."""
+    with failures_end_the_trial(base_cfg["metric"]):
+        _train_lightning_folds(config, plan, base_cfg)
+
+
+def _train_lightning_folds(config: dict[str, Any], plan: FoldPlan, base_cfg: dict[str, Any]):
     cfg = apply_params(base_cfg, config)
     resources = cfg["resources"]
     torch.set_num_threads(max(1, int(resources["cpus_per_trial"])))
