@@ -8,7 +8,7 @@ confidence intervals over seeds).
 
 Reads benchmarks/results/curves_recorded.parquet (benchmarks.record_curves); writes
 benchmarks/results/replay_runs.parquet (one row per run, with its regret at fixed
-fractions of its budget) and replay.md (the tables).
+fractions of its budget), replay.md (the tables) and replay_anytime.png.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from benchmarks.replay import (  # noqa: E402
 )
 
 RESULTS = RECORDED.parent
-FRACTIONS = (0.1, 0.25, 0.5, 1.0)  # of the epoch budget, for the anytime regret
+FRACTIONS = (0.1, 0.25, 0.5, 1.0)  # of the epoch budget, for the anytime regret (tables)
+CURVE_POINTS = 20  # the anytime plot: regret at 1/20, 2/20, ... of the budget
 TIE = 1e-9  # regrets closer than this (in units of the task's scale) tie
 
 
@@ -68,9 +69,47 @@ def run_summary(rows: pd.DataFrame, budget: int) -> dict:
         "sim_s": float(rows["time_s"].iloc[-1]) if len(rows) else 0.0,
     }
     for fraction in FRACTIONS:
-        upto = rows[rows["cum_epochs"] <= max(1, int(budget * fraction))]
-        out[f"regret@{fraction:g}"] = float(upto["regret"].iloc[-1]) if len(upto) else math.inf
+        out[f"regret@{fraction:g}"] = regret_at(rows, budget, fraction)
+    out["anytime"] = [regret_at(rows, budget, (k + 1) / CURVE_POINTS) for k in range(CURVE_POINTS)]
     return out
+
+
+def regret_at(rows: pd.DataFrame, budget: int, fraction: float) -> float:
+    """The regret of the best so far once ``fraction`` of the budget's epochs are spent."""
+    upto = rows[rows["cum_epochs"] <= max(1, int(budget * fraction))]
+    return float(upto["regret"].iloc[-1]) if len(upto) else math.inf
+
+
+def plot_anytime(frame: pd.DataFrame, path: Path) -> None:
+    """Median regret over seeds against the budget spent: a panel per task and workers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(frame["task"]))
+    workers = sorted(set(frame["workers"]))
+    fig, axes = plt.subplots(
+        len(workers), len(tasks), figsize=(3.2 * len(tasks), 2.8 * len(workers)), squeeze=False
+    )
+    x = np.arange(1, CURVE_POINTS + 1) / CURVE_POINTS
+    for i, n_workers in enumerate(workers):
+        for j, task in enumerate(tasks):
+            ax = axes[i][j]
+            part = frame[(frame["task"] == task) & (frame["workers"] == n_workers)]
+            for name, group in part.groupby("method", sort=False):
+                curves = np.minimum(np.vstack(group["anytime"].to_numpy()), 10.0)
+                style = {"linewidth": 2.5, "color": "black"} if name == DEFAULT else {}
+                ax.plot(x, np.median(curves, axis=0), label=name, **style)
+            ax.set_yscale("symlog", linthresh=0.05)
+            ax.set_title(f"{task}, {n_workers} worker(s)", fontsize=9)
+            ax.set_xlabel("fraction of the epoch budget", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("median regret", fontsize=8)
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def time_to(rows: pd.DataFrame, regret: float) -> float:
@@ -287,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     frame = run_all(curves, methods, list(range(args.seeds)), args.workers, args.trials)
     args.output.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(args.output / "replay_runs.parquet", index=False)
+    plot_anytime(frame, args.output / "replay_anytime.png")
     others = [m for m in methods if m != DEFAULT]
     lines = [
         f"# Simulated comparison ({args.seeds} seeds, workers {args.workers}, budget "
