@@ -84,8 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=250, help="trials per task")
     parser.add_argument("--minutes", type=float, default=12.0, help="wall minutes per task")
     parser.add_argument("--output", type=Path, default=RECORDED)
+    parser.add_argument(
+        "--append", action="store_true", help="keep the output's other tasks (record the rest)"
+    )
     args = parser.parse_args(argv)
     tables, meta = [], {"tasks": {}, "seed": RECORD_SEED, "method": "random search, FIFO"}
+    if args.append and args.output.exists():
+        kept = pd.read_parquet(args.output)
+        tables.append(kept[~kept["task"].isin(args.tasks)])
+        old = json.loads(args.output.with_suffix(".json").read_text())["tasks"]
+        meta["tasks"] = {t: v for t, v in old.items() if t not in args.tasks}
     with tempfile.TemporaryDirectory(prefix="hpo-record-") as directory:
         for task in args.tasks:
             started = time.perf_counter()
