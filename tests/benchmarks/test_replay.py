@@ -26,7 +26,7 @@ def task_cfg():
 
 @pytest.fixture(scope="module")
 def curves(task_cfg):
-    """The first 40 recorded wine curves (real hpo trials, benchmarks.record_curves)."""
+    """The first 40 recorded digits curves (real hpo trials, benchmarks.record_curves)."""
     from hpo.space import build_search_space
 
     table = pd.read_parquet(RECORDED)
