@@ -312,34 +312,48 @@ class ImageFolderDataModule(L.LightningDataModule):
         _choice("mode", mode, ("RGB", "L"))
         if not 0.05 <= float(crop_scale) <= 1.0:
             raise ConfigError(f"config key `data.crop_scale`: {crop_scale} is outside [0.05, 1].")
-        self.root = Path(str(path)).expanduser()
-        if str(path) in ("???", "") or not self.root.is_dir():
-            raise ConfigError(
-                f"config key `data.path`: {path!r} is not a directory; point it at an image "
-                "folder laid out PATH/<class>/<image> (or PATH/train/... and PATH/test/...)."
-            )
+        self.path = str(path)
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.mode, self.cache = mode, bool(cache)
         self.augment = dict(crop_scale=float(crop_scale), hflip=bool(hflip), jitter=float(jitter))
         self.use_augment = bool(augment)
         self.on_bad_image, self.on_duplicate = on_bad_image, on_duplicate
-        self.prep = resolve_preprocessing(image_size, mean, std, processor, mode)
-        split = (self.root / "train").is_dir() and (self.root / "test").is_dir()
-        self.train_root = self.root / "train" if split else self.root
-        self.test_root = self.root / "test" if split else None
-        self.classes = class_names(self.train_root)
-        if len(self.classes) < 2:
+        if processor and not Path(str(processor)).exists():
             raise ConfigError(
-                f"config key `data.path`: {self.train_root} holds {len(self.classes)} class "
-                "folder(s); an ImageFolder needs one folder per class, two or more."
+                f"config key `data.processor`: {processor} does not exist; it is "
+                "model.weights unless set: point model.weights at the local weights "
+                "(whose preprocessor_config.json gives size and normalisation)."
             )
+        self.prep = resolve_preprocessing(image_size, mean, std, processor, mode)
+        self.classes: list[str] = []
         self.quality: dict[str, Any] | None = None
         self.train_rows: ImageRows | None = None
 
     # -- indexing and checks -----------------------------------------------------------
+    def layout(self) -> tuple[Path, Path | None]:
+        """The training folder and the test folder (None: hpo cuts the test), and the
+        class names (sorted folder names; label i is ``classes[i]``)."""
+        root = Path(self.path).expanduser()
+        if self.path in ("???", "") or not root.is_dir():
+            raise ConfigError(
+                f"config key `data.path`: {self.path!r} is not a directory; point it at an "
+                "image folder laid out PATH/<class>/<image> (or PATH/train/... and "
+                "PATH/test/...)."
+            )
+        split = (root / "train").is_dir() and (root / "test").is_dir()
+        train_root = root / "train" if split else root
+        self.classes = class_names(train_root)
+        if len(self.classes) < 2:
+            raise ConfigError(
+                f"config key `data.path`: {train_root} holds {len(self.classes)} class "
+                "folder(s); an ImageFolder needs one folder per class, two or more."
+            )
+        return train_root, (root / "test" if split else None)
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_rows is not None:
             return
+        self.train_root, self.test_root = self.layout()
         train = index_folder(self.train_root, self.classes, self.mode, self.cache)
         test = (
             index_folder(self.test_root, self.classes, self.mode, self.cache)
@@ -440,10 +454,11 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.setup("test")
         return None if self.test_rows is None else self._loader(self.test_rows)
 
-    def hpo_predict_loader(self, folder: str) -> tuple[DataLoader, list[str], list[dict]]:
+    def hpo_predict_loader(self, folder: str) -> tuple[DataLoader, list[str]]:
         """Every image under ``folder`` (recursively; class folders are not needed) with
-        evaluation transforms, the files in row order, and the unreadable files (an error
-        under ``on_bad_image=error``)."""
+        evaluation transforms, and the files in row order. Unreadable files are skipped
+        with a warning, or an error under ``on_bad_image=error``. The training folder is
+        not needed."""
         root = Path(folder)
         if not root.is_dir():
             raise DataError(f"hpo predict: {folder} is not a folder of images.")
@@ -460,7 +475,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         if not good:
             raise DataError(f"hpo predict: no readable images under {folder}.")
         index = FolderIndex(good, [-1] * len(good), [""] * len(good), pixels)
-        return self._loader(self.rows(index, augment=False)), [str(p) for p in good], bad
+        return self._loader(self.rows(index, augment=False)), [str(p) for p in good]
 
 
 def image_quality(

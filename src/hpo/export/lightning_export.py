@@ -160,7 +160,8 @@ def export_lightning_best(
     if plan is None:
         plan = plan_lightning(cfg, build_search_space(cfg.search_space)[0])
     plain = OmegaConf.to_container(best_cfg, resolve=True)
-    data = module_data(build_datamodule(plain["data"]))
+    datamodule = build_datamodule(plain["data"])
+    data = module_data(datamodule)
     epochs, how = refit_epochs(best.get("fold_best_epochs"), int(best["epoch"]), str(cfg.metric))
     staging = begin_staging(run_dir)  # renamed to RUN_DIR/best when complete
 
@@ -199,7 +200,11 @@ def export_lightning_best(
         lightning_test = {
             k: float(v) for k, v in tester.test(module, test, verbose=False)[0].items()
         }
+    names = class_names(datamodule, plan)
     predictions = _prediction_table(plan, outputs, labels)
+    examples = test_examples(data, plan)
+    if examples is not None and len(examples) == len(predictions):
+        predictions.insert(0, "example", examples)
     predictions.to_parquet(staging / TEST_PREDICTIONS_FILE, index=False)
 
     sample, _ = split_batch(next(iter(test)))
@@ -223,6 +228,8 @@ def export_lightning_best(
         "data_target": plain["data"]["_target_"],
         "checkpoint": CHECKPOINT_FILE,
         "onnx": ONNX_FILE if onnx["exported"] else None,
+        "class_names": names,
+        "preprocessing": _preprocessing(datamodule),
         "trial_id": best["trial_id"],
         "created_by": f"hpo {hpo.__version__}",
     }
@@ -252,6 +259,32 @@ def export_lightning_best(
     best_dir = publish(staging)
     html_path = best_dir / html_path.relative_to(staging)
     return ExportResult(best_dir, report, html_path, record["export_seconds"])
+
+
+def class_names(datamodule: Any, plan: FoldPlan) -> list[str] | None:
+    """The DataModule's ``classes`` (ImageFolder's convention: label i is classes[i]),
+    when they name the labels 0..n-1 the folds found."""
+    names = getattr(datamodule, "classes", None)
+    if not isinstance(names, (list, tuple)) or plan.classes != list(range(len(names))):
+        return None
+    return [str(n) for n in names]
+
+
+def test_examples(data: Any, plan: FoldPlan) -> list[str] | None:
+    """What each test row is (a file path, a text), from the dataset's ``examples``
+    attribute (hpo.data.images): the report shows misclassified ones."""
+    if plan.test_rows is None:
+        dataset = getattr(data.test_loader, "dataset", None)
+        return list(getattr(dataset, "examples", None) or []) or None
+    examples = getattr(data.eval_dataset, "examples", None)
+    return None if examples is None else [str(examples[i]) for i in plan.test_rows]
+
+
+def _preprocessing(datamodule: Any) -> dict[str, Any] | None:
+    """The input steps the exported model expects (``hpo_preprocessing()`` of the
+    DataModule, e.g. resize and normalisation), for ONNX users; None without the hook."""
+    hook = getattr(datamodule, "hpo_preprocessing", None)
+    return hook() if callable(hook) else None
 
 
 def _prediction_table(plan: FoldPlan, outputs: np.ndarray, labels) -> pd.DataFrame:

@@ -70,6 +70,9 @@ def transformers_backbone(weights: str | None, pretrained: bool, drop_path: floa
     """A transformers vision model from a save_pretrained directory; with
     ``pretrained=false`` its architecture only (config.json), randomly initialised."""
     from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # k folds x trials would each draw a loading bar
 
     path = check_weights(weights, True, need_dir=True)
     config = AutoConfig.from_pretrained(path, local_files_only=True)

@@ -43,6 +43,10 @@ class FreezeSchedule:
         first (``unfreeze_epoch`` > 0), then unfreeze.
       * On a small data set the whole backbone overfits: train only the top blocks
         (``trainable_blocks``), whose features are the most task-specific.
+      * ``from_pretrained`` returns a model in eval mode and Lightning (2.2+) keeps the
+        modes it finds: a backbone left so trains with frozen BatchNorm statistics and no
+        dropout. Unfrozen blocks are put in train mode here (the module calls ``train()``
+        after building its backbone).
       * ``requires_grad=False`` alone leaves BatchNorm updating its running statistics in
         train mode, so a "frozen" backbone still drifts to the small batches' statistics:
         frozen blocks' norm layers are kept in eval mode (``keep_frozen_norms_eval``, which
@@ -82,6 +86,8 @@ class FreezeSchedule:
         self.frozen = [i < n - unfrozen for i in range(n)]
         for block, frozen in zip(self.blocks, self.frozen):
             block.requires_grad_(not frozen)
+            if not frozen:
+                block.train()  # a block unfrozen now: its norms update again
         self.keep_frozen_norms_eval()
         return self.frozen
 

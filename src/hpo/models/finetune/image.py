@@ -121,6 +121,7 @@ class ImageFinetuner(FreezeHooks, L.LightningModule):
         self.blocks = built.blocks
         self.head = ClassifierHead(built.features, num_classes, head_dropout)
         self.freeze = FreezeSchedule(built.blocks, unfreeze_epoch, trainable_blocks)
+        self.train()  # from_pretrained hands back eval mode; Lightning would keep it
         self.freeze.apply(0)
         if channels_last:
             self.to(memory_format=torch.channels_last)
