@@ -36,7 +36,6 @@ def first_results(rows: list[dict]):
             seen.add(key)
             yield row
 
-
 class Rungs:
     """One bracket's rungs: milestone epochs, highest first, each with its records."""
 

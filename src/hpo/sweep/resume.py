@@ -150,9 +150,7 @@ def resume_sweep(
     """
     started_at = time.monotonic()
     location = RunLocation.open(run_dir)
-    claim_run_dir(
-        location.local, "hpo resume"
-    )  # one sweep per run dir; export_and_summarize releases it
+    claim_run_dir(location.local, "hpo resume")  # one sweep per run dir; export_and_summarize releases it
     cfg = apply_overrides(load_run_config(location.local), overrides)
     if not has_search_state(location):
         raise HPOError(
