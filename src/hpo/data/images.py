@@ -2,13 +2,13 @@
 with ``PATH/test/<class>/...`` as the held-out test) as a LightningDataModule, read with
 PIL (no torchvision) and transformed with torch ops.
 
-Quality checks run once, when the folder is indexed (``setup``): every image is decoded
-(an unreadable or corrupt file is listed, then skipped or an error: ``on_bad_image``),
-hashed by its decoded pixels (exact duplicates within the training pool, and training
-images that are also in the test folder, which is leakage: ``on_duplicate``), and the
-class counts are compared (imbalance). The findings go to ``data_quality.json`` through
-the ``hpo_dataset`` hook (hpo.data.datamodule), which also hands hpo the rows with
-training transforms and the same rows with evaluation transforms, so that validation
+Quality checks (hpo.data.image_checks) run once, when the folder is indexed (``setup``):
+every image is decoded (an unreadable or corrupt file is listed, then skipped or an
+error: ``on_bad_image``), hashed by its decoded pixels (exact duplicates within the
+training pool, and training images that are also in the test folder, which is leakage:
+``on_duplicate``), and the class counts are compared (imbalance). The findings go to
+``data_quality.json`` through the ``hpo_dataset`` hook (hpo.data.datamodule), which also
+hands hpo the rows with training transforms and the same rows with evaluation transforms, so that validation
 folds are never augmented.
 
 Normalisation and input size come from the backbone's own image-processor config
@@ -17,12 +17,10 @@ Normalisation and input size come from the backbone's own image-processor config
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +28,25 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
+from hpo.data.image_checks import (
+    DECODE_ERRORS,
+    FolderIndex,
+    class_names,
+    decode,
+    find_duplicates,
+    image_files,
+    image_quality,
+    index_folder,
+    keep_rows,
+)
 from hpo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PROCESSOR_FILE = "preprocessor_config.json"
-IMBALANCE_RATIO = 3.0  # largest / smallest class count at which the imbalance is a warning
-LISTED = 20  # file names listed per finding in data_quality.json
 
 
 @dataclass
@@ -115,78 +120,6 @@ def resolve_preprocessing(
     if len(mean) != channels or len(std) != channels:
         mean, std = (float(np.mean(mean)),) * channels, (float(np.mean(std)),) * channels
     return Preprocessing((int(size[0]), int(size[1])), mean, std, mode)
-
-
-@dataclass
-class FolderIndex:
-    """The readable images of an ImageFolder and what the checks found."""
-
-    files: list[Path]
-    labels: list[int]
-    hashes: list[str]
-    pixels: list[torch.Tensor | None]  # decoded uint8 [C, H, W] when cached, else None
-    bad: list[dict[str, str]] = field(default_factory=list)
-
-
-def class_names(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Every image under ``folder`` (recursively), sorted: a stable row order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
-
-
-def decode(path: Path, mode: str) -> torch.Tensor:
-    """A file's pixels as uint8 ``[C, H, W]`` (PIL decodes it fully: truncated files fail)."""
-    with Image.open(path) as img:
-        img.load()
-        array = np.asarray(img.convert(mode), dtype=np.uint8)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
-
-
-def pixel_hash(pixels: torch.Tensor) -> str:
-    """Hash of the decoded pixels (and their shape): the same image saved twice, or in
-    another lossless format or with other metadata, has the same hash."""
-    digest = hashlib.sha1(str(tuple(pixels.shape)).encode())
-    digest.update(pixels.numpy().tobytes())
-    return digest.hexdigest()
-
-
-def index_folder(
-    root: Path, classes: list[str], mode: str, cache: bool, key: str = "data.path"
-) -> FolderIndex:
-    """Decode every image of ``root/<class>/`` once: labels, pixel hashes, the unreadable."""
-    index = FolderIndex([], [], [], [])
-    for label, name in enumerate(classes):
-        folder = root / name
-        if not folder.is_dir():
-            continue  # a class absent from this split (the test folder may lack one)
-        for path in image_files(folder):
-            try:
-                pixels = decode(path, mode)
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-                index.bad.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            index.files.append(path)
-            index.labels.append(label)
-            index.hashes.append(pixel_hash(pixels))
-            index.pixels.append(pixels if cache else None)
-    if not index.files:
-        raise DataError(
-            f"config key `{key}`: no readable images under {root}/<class>/ "
-            f"(extensions {', '.join(EXTENSIONS)})."
-        )
-    return index
-
-
-def keep_rows(index: FolderIndex, rows: list[int]) -> FolderIndex:
-    pick = lambda values: [values[i] for i in rows]  # noqa: E731
-    return FolderIndex(
-        pick(index.files), pick(index.labels), pick(index.hashes), pick(index.pixels), index.bad
-    )
 
 
 def resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -362,7 +295,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         )
         self._check_bad([*train.bad, *(test.bad if test else [])])
         train, duplicates = self._dedupe(train, test)
-        self.quality = image_quality(train, test, self.classes, duplicates, self.prep)
+        self.quality = image_quality(train, test, self.classes, duplicates, self.prep.as_dict())
         self.train_index, self.test_index = train, test
         self.train_rows = self.rows(train, augment=self.use_augment)
         self.eval_rows = self.rows(train, augment=False)
@@ -384,18 +317,7 @@ class ImageFolderDataModule(L.LightningDataModule):
     def _dedupe(
         self, train: FolderIndex, test: FolderIndex | None
     ) -> tuple[FolderIndex, dict[str, Any]]:
-        test_hashes = set(test.hashes) if test else set()
-        first: dict[str, int] = {}
-        within, leaked, conflicting = [], [], []
-        for i, digest in enumerate(train.hashes):
-            if digest in test_hashes:
-                leaked.append(i)
-            elif digest in first:
-                within.append(i)
-                if train.labels[first[digest]] != train.labels[i]:
-                    conflicting.append(i)
-            else:
-                first[digest] = i
+        within, leaked, conflicting = find_duplicates(train, test)
         found = {
             "within_train": [str(train.files[i]) for i in within],
             "train_in_test": [str(train.files[i]) for i in leaked],
@@ -469,59 +391,13 @@ class ImageFolderDataModule(L.LightningDataModule):
                 decoded = decode(path, self.mode)
                 good.append(path)
                 pixels.append(decoded if self.cache else None)
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            except DECODE_ERRORS as exc:
                 bad.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
         self._check_bad(bad)
         if not good:
             raise DataError(f"hpo predict: no readable images under {folder}.")
         index = FolderIndex(good, [-1] * len(good), [""] * len(good), pixels)
         return self._loader(self.rows(index, augment=False)), [str(p) for p in good]
-
-
-def image_quality(
-    train: FolderIndex,
-    test: FolderIndex | None,
-    classes: list[str],
-    duplicates: dict[str, Any],
-    prep: Preprocessing,
-) -> dict[str, Any]:
-    """What data_quality.json says about an image folder."""
-    counts = Counter(train.labels)
-    per_class = {name: int(counts.get(i, 0)) for i, name in enumerate(classes)}
-    smallest, largest = min(per_class.values()), max(per_class.values())
-    ratio = largest / smallest if smallest else math.inf
-    bad = [*train.bad, *(test.bad if test else [])]
-    warnings = []
-    if bad:
-        warnings.append(f"{len(bad)} unreadable image(s) skipped")
-    if duplicates["train_in_test"]:
-        warnings.append(
-            f"{len(duplicates['train_in_test'])} training image(s) also in the test folder "
-            f"(leakage; {duplicates['action']})"
-        )
-    if duplicates["within_train"]:
-        warnings.append(
-            f"{len(duplicates['within_train'])} duplicate image(s) ({duplicates['action']})"
-        )
-    if ratio >= IMBALANCE_RATIO:
-        warnings.append(
-            f"class imbalance: {largest} vs {smallest} images (ratio {ratio:.1f}); prefer "
-            "metric=val_f1_macro-like metrics over accuracy"
-        )
-    sizes = Counter(tuple(p.shape[-2:]) for p in train.pixels if p is not None)
-    return {
-        "source": "images",
-        "images": len(train.files),
-        "test_images": len(test.files) if test else None,
-        "classes": per_class,
-        "imbalance_ratio": ratio if math.isfinite(ratio) else None,
-        "unreadable": {"count": len(bad), "files": bad[:LISTED]},
-        "duplicates": {k: (v[:LISTED] if isinstance(v, list) else v) for k, v in duplicates.items()}
-        | {"counts": {k: len(v) for k, v in duplicates.items() if isinstance(v, list)}},
-        "image_sizes": {f"{h}x{w}": n for (h, w), n in sizes.most_common(5)},
-        "preprocessing": prep.as_dict(),
-        "warnings": warnings,
-    }
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
