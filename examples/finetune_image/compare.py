@@ -1,6 +1,6 @@
 """Fine-tuned vs from scratch at the same budget, on the face / non-face set.
 
-    python -m examples.finetune_image.compare [--epochs 8] [--seeds 3] [--out DIR]
+    python -m examples.finetune_image.compare [--epochs 6] [--seeds 2] [--out DIR]
 
 Both runs train the same architecture (the backbone that ``pretrain.py`` saved) with the
 same hyperparameters, epochs and seeds, on the same 160 training images, and are scored
@@ -61,8 +61,8 @@ def fit_and_score(weights: Path, faces: Path, pretrained: bool, epochs: int, see
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/finetune_image")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     prepare(["--out", str(out)])

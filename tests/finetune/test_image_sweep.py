@@ -72,7 +72,7 @@ def error_line(capsys) -> str:
 
 
 @pytest.mark.slow
-def test_finetune_image_sweep_export_report_and_predict(faces, tmp_path, capsys):
+def test_finetune_image_sweep_export_report_and_predict(faces, tmp_path, capsys, ray_local):
     folder, weights = faces
     run = tmp_path / "run"
     code = main(["sweep", *overrides(folder, weights, run, "model.unfreeze_epoch=range(0, 2)")])
@@ -100,6 +100,11 @@ def test_finetune_image_sweep_export_report_and_predict(faces, tmp_path, capsys)
     assert report["test"]["rows"] == 40 and set(report["test"]["per_class"]) == {"0", "1"}
     html = (best / "report.html").read_text()
     assert "Per class (test)" in html
+    # The from-scratch baseline: same config, random weights, same rows, epochs and test.
+    scratch = report["from_scratch"]["test"]
+    assert scratch["rows"] == 40 and 0.0 <= scratch["accuracy"] <= 1.0
+    assert "from scratch (same config, random weights): accuracy" in out
+    assert "Fine-tuned vs from scratch" in html
     wrong = report["misclassified"]
     assert len(wrong) == min(8, round((1 - report["test"]["accuracy"]) * 40))
     if wrong:  # thumbnails of real test files

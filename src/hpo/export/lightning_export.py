@@ -30,6 +30,7 @@ import lightning as L
 from hpo.config import load_run_config
 from hpo.data.datamodule import FoldPlan, build_datamodule, heldout_loader, module_data, rows_loader
 from hpo.errors import HPOError
+from hpo.export.baselines import baselines_enabled
 from hpo.export.lightning_predict import MODEL_FORMAT
 from hpo.export.lightning_report import write_lightning_report
 from hpo.export.metrics import classification_metrics, regression_metrics
@@ -202,6 +203,9 @@ def export_lightning_best(
         }
     names = class_names(datamodule, plan)
     predictions = _prediction_table(plan, outputs, labels)
+    scratch = None
+    if plain["model"].get("pretrained") is True and baselines_enabled(cfg):
+        scratch = from_scratch_baseline(plain, kwargs, seed, data, plan)
     examples = test_examples(data, plan)
     if examples is not None and len(examples) == len(predictions):
         predictions.insert(0, "example", examples)
@@ -245,6 +249,7 @@ def export_lightning_best(
             "rows": int(len(plan.rest_rows)),
         },  # fmt: skip
         "test": metrics,
+        "from_scratch": scratch,
         "lightning_test": lightning_test,
         "test_rows": int(len(predictions)),
         "checkpoint_check": checkpoint_check,
@@ -259,6 +264,26 @@ def export_lightning_best(
     best_dir = publish(staging)
     html_path = best_dir / html_path.relative_to(staging)
     return ExportResult(best_dir, report, html_path, record["export_seconds"])
+
+
+def from_scratch_baseline(
+    plain: dict, kwargs: dict, seed: int, data: Any, plan: FoldPlan
+) -> dict[str, Any]:
+    """A fine-tuning module's honest baseline: the same configuration with
+    ``pretrained: false`` (same architecture, random weights), refit on the same rows for
+    the same epochs and scored on the same test rows. Shows what the pretrained weights
+    buy (``export.baselines=false`` skips it)."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = build_lightning_module({**plain["model"], "pretrained": False})
+    callbacks = instantiate_specs(plain["trainer"].get("callbacks") or [], "callbacks")
+    trainer = L.Trainer(**kwargs, callbacks=callbacks)
+    train = rows_loader(data.dataset, plan.rest_rows, data.train_loader, True, seed)
+    own_rows = rows_loader(data.eval_dataset, plan.rest_rows, data.eval_loader, False)
+    started = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=own_rows)
+    fit_s = time.perf_counter() - started
+    outputs, labels = module_outputs(module.cpu().eval(), heldout_loader(data, plan))
+    return {"test": test_metrics(plan, outputs, labels), "fit_s": fit_s}
 
 
 def class_names(datamodule: Any, plan: FoldPlan) -> list[str] | None:

@@ -118,6 +118,7 @@ def build_lightning_report(
         "refit": export["refit"],
         "test": export["test"],
         "lightning_test": export.get("lightning_test"),
+        "from_scratch": export.get("from_scratch"),
         "fold_curves": curves,
         "sweep": sweep,
         "checkpoint_check": export["checkpoint_check"],
@@ -159,7 +160,7 @@ def _html(report: dict[str, Any], extra: dict[str, Any], plots_dir: Path) -> str
 <p class=muted>{escape(report["run_dir"])} · a real lightning.Trainer per fold</p>
 {warnings}
 <h2>Test (held-out rows no trial saw, refit model)</h2>{table(["metric", "value"], shown)}
-{per_class_html(report)}{misclassified_html(report)}
+{scratch_html(report)}{per_class_html(report)}{misclassified_html(report)}
 <h2>Cross-validation</h2><p>{escape(cv["metric"])} {fmt(cv["mean"])} ± {fmt(cv["std"])}
 over {len(cv["per_fold"] or [])} folds; per fold {fmt(cv["per_fold"])}, early-stopping
 epochs {fmt(cv["fold_best_epochs"])}.</p>
@@ -174,6 +175,21 @@ epochs {fmt(cv["fold_best_epochs"])}.</p>
 <h2>Plots</h2>{"".join(_figure_html(f, n, c, plots_dir) for f, n, c in figures)}
 <h2>The sweep</h2>{table(["", ""], [[k, v] for k, v in report["sweep"].items() if not isinstance(v, dict)])}
 </body></html>"""
+
+
+def scratch_html(report: dict[str, Any]) -> str:
+    """Fine-tuned vs the same configuration from random weights (same rows, epochs, test)."""
+    scratch = (report.get("from_scratch") or {}).get("test")
+    if not scratch:
+        return ""
+    keys = [
+        k for k in ("accuracy", "f1_macro", "roc_auc", "log_loss", "rmse", "r2") if k in scratch
+    ]
+    rows = [[k, report["test"].get(k), scratch[k]] for k in keys]
+    return (
+        "<h3>Fine-tuned vs from scratch (same configuration and epochs, random weights)</h3>"
+        + table(["metric", "fine-tuned", "from scratch"], rows)
+    )
 
 
 def per_class_html(report: dict[str, Any]) -> str:
