@@ -349,6 +349,11 @@ class ImageFolderDataModule(L.LightningDataModule):
             "quality": self.quality,
         }
 
+    def hpo_class_names(self) -> list[str]:
+        """Label i is ``classes[i]``, the sorted class folder names (best/model.json)."""
+        self.setup("fit")
+        return list(self.classes)
+
     def hpo_preprocessing(self) -> dict[str, Any]:
         """The input steps the exported model needs (written into best/model.json)."""
         return {**self.prep.as_dict(), "classes": list(self.classes)}

@@ -287,9 +287,10 @@ def from_scratch_baseline(
 
 
 def class_names(datamodule: Any, plan: FoldPlan) -> list[str] | None:
-    """The DataModule's ``classes`` (ImageFolder's convention: label i is classes[i]),
-    when they name the labels 0..n-1 the folds found."""
-    names = getattr(datamodule, "classes", None)
+    """The names of the labels 0..n-1 from the DataModule's optional ``hpo_class_names()``
+    (hpo.data.images: the class folders); `hpo predict` and the report print them."""
+    hook = getattr(datamodule, "hpo_class_names", None)
+    names = hook() if callable(hook) else None
     if not isinstance(names, (list, tuple)) or plan.classes != list(range(len(names))):
         return None
     return [str(n) for n in names]
