@@ -222,7 +222,7 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        path: str = "???",
+        path: str | None = None,
         batch_size: int = 32,
         num_workers: int = 0,
         image_size: int | None = None,
@@ -267,9 +267,11 @@ class ImageFolderDataModule(L.LightningDataModule):
         """The training folder and the test folder (None: hpo cuts the test), and the
         class names (sorted folder names; label i is ``classes[i]``)."""
         root = Path(self.path).expanduser()
-        if self.path in ("???", "") or not root.is_dir():
+        if self.path in ("???", "", "None") or not root.is_dir():
+            unset = self.path in ("None", "???", "")
+            given = "is not set" if unset else f"{self.path!r} is not a directory"
             raise ConfigError(
-                f"config key `data.path`: {self.path!r} is not a directory; point it at an "
+                f"config key `data.path`: {given}; point it at an "
                 "image folder laid out PATH/<class>/<image> (or PATH/train/... and "
                 "PATH/test/...)."
             )
