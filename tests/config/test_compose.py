@@ -26,10 +26,13 @@ def test_every_config_group_option_composes_and_validates(override):
         extra = [*LIGHTNING, "model.lr=tag(log, interval(1e-3, 1e-1))"]
     if override == "scheduler=pbt":  # PBT draws its first population at random
         extra = ["searcher=random"]
+    if override in FINETUNE_IMAGE:  # the fine-tuning module goes with its data source
+        extra = [o for o in FINETUNE_IMAGE[:2] if o != override]
     cfg, _ = compose_config([override, *extra])
     assert cfg.search_space  # every composed config carries a search space
 
 
+FINETUNE_IMAGE = ("model=finetune_image", "data=images", "search_space=finetune_image")
 LIGHTNING = [
     "model=lightning",
     "model._target_=lightning_models.LitDigits",
@@ -116,7 +119,8 @@ def test_expected_groups_exist():
     assert {"digits", "breast_cancer", "wine", "iris"} <= set(GROUPS["data"])
     assert {"tpe", "random", "grid", "gp", "cmaes"} <= set(GROUPS["searcher"])
     assert {"asha", "hyperband", "fifo"} <= set(GROUPS["scheduler"])
-    assert GROUPS["model"] == ["lightning", "mlp"] and "local" in GROUPS["cluster"]
+    assert {"lightning", "mlp", "finetune_image"} <= set(GROUPS["model"])
+    assert "local" in GROUPS["cluster"]
 
 
 def test_cli_sweep_expression_enters_the_search_space():

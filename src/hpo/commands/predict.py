@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "input",
         nargs="?",
         help="CSV or Parquet rows in the training file's format (target optional); a "
-        "Lightning-path model reads its DataModule's predict_dataloader() instead",
+        "Lightning-path model reads its DataModule's predict_dataloader() instead, or INPUT "
+        "where the DataModule reads one (data=images: a folder of images)",
     )
     parser.add_argument(
         "--output", "-o", required=True, help="where to write predictions (.csv or .parquet)"

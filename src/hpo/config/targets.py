@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, HPOError
 
 BUILTIN_MODEL = "hpo.models.mlp.TabularMLP"
 LIGHTNING_SOURCE = "lightning"
@@ -91,6 +91,8 @@ def build_target(node: dict[str, Any], own: tuple[str, ...], group: str, base: t
         built = instantiate({"_target_": target}, **constructor_keys(dict(node), own))
     except Exception as exc:
         cause = exc.__cause__ or exc
+        if isinstance(cause, HPOError):  # the class's own one-line message names its key
+            raise cause from None
         raise ConfigError(
             f"config key `{group}._target_`: cannot build {target!r}: {type(cause).__name__}: "
             f"{cause}. Check the class and its keys in the {group} config."

@@ -13,6 +13,7 @@ pin_memory. A DataModule may hand hpo its data itself through the optional hook:
             "eval_dataset": eval_ds,     # the same rows in the same order, evaluation transforms
             "labels": labels,            # one per row: stratified folds (optional)
             "groups": groups,            # one per row: grouped folds (optional)
+            "quality": findings,         # a dict for data_quality.json (optional)
         }
 
 (with ``eval_dataset``, validation folds see no training augmentation). Nothing here
@@ -64,6 +65,7 @@ class ModuleData:
     eval_loader: dict[str, Any]
     test_loader: DataLoader | None  # the DataModule's own test set, if it has one
     source: str  # "hook" or "loaders"
+    quality: dict[str, Any] | None = None  # the hook's findings, for data_quality.json
 
 
 @dataclass
@@ -80,6 +82,7 @@ class FoldPlan:
     source: str
     logged: list[str] = field(default_factory=list)  # metrics the module logs (preflight)
     notes: list[str] = field(default_factory=list)
+    quality: dict[str, Any] | None = None  # the DataModule's own findings (hook)
 
     @property
     def rest_rows(self) -> np.ndarray:
@@ -169,6 +172,7 @@ def module_data(datamodule: L.LightningDataModule) -> ModuleData:
             raise DataError(f"{HOOK}()['eval_dataset'] must hold the same rows as ['dataset'].")
         labels = _as_rows(given.get("labels"), rows, "labels")
         groups = _as_rows(given.get("groups"), rows, "groups")
+        quality = given.get("quality")
         source = "hook"
     else:
         parts = [train["dataset"]]
@@ -178,10 +182,19 @@ def module_data(datamodule: L.LightningDataModule) -> ModuleData:
             _sized(part, f"the dataset behind {name}()")
         dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
         eval_dataset, labels, groups, source = dataset, None, None, "loaders"
+        quality = None
     if labels is None:
         labels = read_labels(dataset)
     return ModuleData(
-        dataset, eval_dataset, labels, groups, train_settings, eval_settings, test_loader, source
+        dataset,
+        eval_dataset,
+        labels,
+        groups,
+        train_settings,
+        eval_settings,
+        test_loader,
+        source,
+        quality,
     )
 
 
@@ -292,7 +305,10 @@ def plan_folds(data: ModuleData, cfg) -> FoldPlan:
         )
     except ValueError as exc:  # too few rows of a class for the folds
         raise DataError(f"cannot cut {cfg.cv.folds} folds from {len(rest)} rows: {exc}") from exc
-    return FoldPlan(rows, task, classes, test_rows, folds, strategy, data.source, notes=notes)
+    return FoldPlan(
+        rows, task, classes, test_rows, folds, strategy, data.source, notes=notes,
+        quality=data.quality,
+    )  # fmt: skip
 
 
 def _split_labels(labels, rows: int, task: str, classes: list | None) -> np.ndarray:

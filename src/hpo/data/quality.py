@@ -401,3 +401,17 @@ def report_quality(prepared, run_dir: str | Path, stream=sys.stdout) -> None:
             print(f"hpo: data warning: {line}", file=stream)
         if report.warnings:
             print(f"hpo: every check is in {path}", file=stream, flush=True)
+
+
+def report_module_quality(findings: dict | None, run_dir: str | Path, stream=sys.stdout) -> None:
+    """A DataModule's own findings (its ``hpo_dataset()['quality']``, e.g. data=images)
+    into data_quality.json, its ``warnings`` printed as the tables' are."""
+    if not findings:
+        return
+    path = Path(run_dir) / QUALITY_FILE
+    path.write_text(json.dumps(findings, indent=2, default=_json_default) + "\n")
+    if stream is not None:
+        for line in findings.get("warnings", []):
+            print(f"hpo: data warning: {line}", file=stream)
+        if findings.get("warnings"):
+            print(f"hpo: every check is in {path}", file=stream, flush=True)

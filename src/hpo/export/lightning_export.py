@@ -30,6 +30,7 @@ import hpo
 from hpo.config import load_run_config
 from hpo.data.datamodule import FoldPlan, build_datamodule, heldout_loader, module_data, rows_loader
 from hpo.errors import HPOError
+from hpo.export.baselines import baselines_enabled
 from hpo.export.lightning_predict import MODEL_FORMAT
 from hpo.export.lightning_report import write_lightning_report
 from hpo.export.metrics import classification_metrics, regression_metrics
@@ -161,7 +162,8 @@ def export_lightning_best(
     if plan is None:
         plan = plan_lightning(cfg, build_search_space(cfg.search_space)[0])
     plain = OmegaConf.to_container(best_cfg, resolve=True)
-    data = module_data(build_datamodule(plain["data"]))
+    datamodule = build_datamodule(plain["data"])
+    data = module_data(datamodule)
     epochs, how = refit_epochs(best.get("fold_best_epochs"), int(best["epoch"]), str(cfg.metric))
     staging = begin_staging(run_dir)  # renamed to RUN_DIR/best when complete
 
@@ -200,7 +202,14 @@ def export_lightning_best(
         lightning_test = {
             k: float(v) for k, v in tester.test(module, test, verbose=False)[0].items()
         }
+    names = class_names(datamodule, plan)
     predictions = _prediction_table(plan, outputs, labels)
+    scratch = None
+    if plain["model"].get("pretrained") is True and baselines_enabled(cfg):
+        scratch = from_scratch_baseline(plain, kwargs, seed, data, plan)
+    examples = test_examples(data, plan)
+    if examples is not None and len(examples) == len(predictions):
+        predictions.insert(0, "example", examples)
     predictions.to_parquet(staging / TEST_PREDICTIONS_FILE, index=False)
 
     sample, _ = split_batch(next(iter(test)))
@@ -224,6 +233,8 @@ def export_lightning_best(
         "data_target": plain["data"]["_target_"],
         "checkpoint": CHECKPOINT_FILE,
         "onnx": ONNX_FILE if onnx["exported"] else None,
+        "class_names": names,
+        "preprocessing": _preprocessing(datamodule),
         "trial_id": best["trial_id"],
         "created_by": f"hpo {hpo.__version__}",
     }
@@ -239,6 +250,7 @@ def export_lightning_best(
             "rows": int(len(plan.rest_rows)),
         },  # fmt: skip
         "test": metrics,
+        "from_scratch": scratch,
         "lightning_test": lightning_test,
         "test_rows": int(len(predictions)),
         "checkpoint_check": checkpoint_check,
@@ -253,6 +265,53 @@ def export_lightning_best(
     best_dir = publish(staging)
     html_path = best_dir / html_path.relative_to(staging)
     return ExportResult(best_dir, report, html_path, record["export_seconds"])
+
+
+def from_scratch_baseline(
+    plain: dict, kwargs: dict, seed: int, data: Any, plan: FoldPlan
+) -> dict[str, Any]:
+    """A fine-tuning module's honest baseline: the same configuration with
+    ``pretrained: false`` (same architecture, random weights), refit on the same rows for
+    the same epochs and scored on the same test rows. Shows what the pretrained weights
+    buy (``export.baselines=false`` skips it)."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = build_lightning_module({**plain["model"], "pretrained": False})
+    callbacks = instantiate_specs(plain["trainer"].get("callbacks") or [], "callbacks")
+    trainer = L.Trainer(**kwargs, callbacks=callbacks)
+    train = rows_loader(data.dataset, plan.rest_rows, data.train_loader, True, seed)
+    own_rows = rows_loader(data.eval_dataset, plan.rest_rows, data.eval_loader, False)
+    started = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=own_rows)
+    fit_s = time.perf_counter() - started
+    outputs, labels = module_outputs(module.cpu().eval(), heldout_loader(data, plan))
+    return {"test": test_metrics(plan, outputs, labels), "fit_s": fit_s}
+
+
+def class_names(datamodule: Any, plan: FoldPlan) -> list[str] | None:
+    """The names of the labels 0..n-1 from the DataModule's optional ``hpo_class_names()``
+    (hpo.data.images: the class folders); `hpo predict` and the report print them."""
+    hook = getattr(datamodule, "hpo_class_names", None)
+    names = hook() if callable(hook) else None
+    if not isinstance(names, (list, tuple)) or plan.classes != list(range(len(names))):
+        return None
+    return [str(n) for n in names]
+
+
+def test_examples(data: Any, plan: FoldPlan) -> list[str] | None:
+    """What each test row is (a file path, a text), from the dataset's ``examples``
+    attribute (hpo.data.images): the report shows misclassified ones."""
+    if plan.test_rows is None:
+        dataset = getattr(data.test_loader, "dataset", None)
+        return list(getattr(dataset, "examples", None) or []) or None
+    examples = getattr(data.eval_dataset, "examples", None)
+    return None if examples is None else [str(examples[i]) for i in plan.test_rows]
+
+
+def _preprocessing(datamodule: Any) -> dict[str, Any] | None:
+    """The input steps the exported model expects (``hpo_preprocessing()`` of the
+    DataModule, e.g. resize and normalisation), for ONNX users; None without the hook."""
+    hook = getattr(datamodule, "hpo_preprocessing", None)
+    return hook() if callable(hook) else None
 
 
 def _prediction_table(plan: FoldPlan, outputs: np.ndarray, labels) -> pd.DataFrame:

@@ -1,6 +1,7 @@
-"""`hpo predict MODEL_DIR --output OUT` for a Lightning-path export: the exported module
-(rebuilt from best/config.yaml, its weights from model.ckpt loaded with
-``weights_only=True``: nothing is unpickled) over the DataModule's ``predict_dataloader()``."""
+"""`hpo predict MODEL_DIR [INPUT] --output OUT` for a Lightning-path export: the exported
+module (rebuilt from best/config.yaml, its weights from model.ckpt loaded with
+``weights_only=True``: nothing is unpickled) over the DataModule's ``predict_dataloader()``,
+or over INPUT when the DataModule reads one (``INPUT_HOOK``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from hpo.errors import HPOError
 from hpo.rundir import BestFiles
 
 MODEL_FORMAT = "hpo-lightning-1"
+# A DataModule that predicts a path given on the command line (`hpo predict DIR INPUT`):
+# ``hpo_predict_loader(path) -> (DataLoader, examples)``, one example name per row
+# (hpo.data.images: every image under a folder, its file path).
+INPUT_HOOK = "hpo_predict_loader"
 
 
 def is_lightning_export(model_dir: str | Path) -> bool:
@@ -36,12 +41,6 @@ def predict_lightning(
 
     model_dir = Path(model_dir)
     out = Path(output)
-    if input_path is not None:
-        raise HPOError(
-            f"hpo predict {model_dir}: a Lightning-path model predicts its DataModule's "
-            "predict_dataloader(); drop INPUT (point the DataModule at new data with its own "
-            "keys in best/config.yaml)."
-        )
     if out.exists() and not overwrite:
         raise HPOError(
             f"--output {out} exists; pass --overwrite to replace it, or choose a new path."
@@ -51,25 +50,38 @@ def predict_lightning(
     manifest = json.loads((model_dir / BestFiles.MANIFEST).read_text())
     cfg = OmegaConf.to_container(OmegaConf.load(model_dir / BestFiles.CONFIG), resolve=True)
     datamodule = build_datamodule(cfg["data"])
-    if type(datamodule).predict_dataloader is L.LightningDataModule.predict_dataloader:
+    examples = None
+    if input_path is not None:
+        reader = getattr(datamodule, INPUT_HOOK, None)
+        if not callable(reader):
+            raise HPOError(
+                f"hpo predict {model_dir}: {cfg['data']['_target_']} reads no INPUT (it has "
+                f"no {INPUT_HOOK}(path)); drop INPUT to predict its predict_dataloader()."
+            )
+        loader, examples = reader(str(input_path))
+    elif type(datamodule).predict_dataloader is L.LightningDataModule.predict_dataloader:
         raise HPOError(
             f"{cfg['data']['_target_']} has no predict_dataloader(); add one to the DataModule "
             "(Lightning's hook for the rows to predict)."
         )
-    datamodule.prepare_data()
-    datamodule.setup("predict")
+    else:
+        datamodule.prepare_data()
+        datamodule.setup("predict")
+        loader = datamodule.predict_dataloader()
     module = build_lightning_module(cfg["model"])
     state = torch.load(model_dir / manifest["checkpoint"], weights_only=True, map_location="cpu")
     module.load_state_dict(state["state_dict"])
-    outputs, _ = module_outputs(module, datamodule.predict_dataloader())
+    outputs, _ = module_outputs(module, loader)
     if manifest["task"] == "classification" and outputs.ndim == 2:
         proba = as_probabilities(outputs)
-        classes = manifest["classes"]
+        classes = manifest.get("class_names") or manifest["classes"]
         frame = pd.DataFrame({"prediction": [classes[i] for i in proba.argmax(axis=1)]})
         for i, c in enumerate(classes):
             frame[f"proba_{c}"] = proba[:, i]
     else:
         frame = pd.DataFrame({"prediction": outputs.reshape(len(outputs), -1)[:, 0]})
+    if examples is not None:
+        frame.insert(0, "input", examples)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False) if out.suffix == ".csv" else frame.to_parquet(out, index=False)
     return out, len(frame)

@@ -4,6 +4,8 @@ best/test_predictions.parquet): `hpo report RUN_DIR` rebuilds them."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from html import escape
 from pathlib import Path
@@ -58,6 +60,35 @@ def curves_figure(curves: dict[str, list], names: list[str], best_epochs: list[i
     return fig
 
 
+MISCLASSIFIED_SHOWN = 8
+
+
+def misclassified(best_dir: Path, names: list[str] | None) -> list[dict[str, Any]]:
+    """A few test rows the model got wrong, with what they are (the ``example`` column of
+    test_predictions.parquet: an image file, a text), most confident mistakes first."""
+    path = best_dir / "test_predictions.parquet"
+    if not path.is_file():
+        return []
+    frame = pd.read_parquet(path)
+    if "example" not in frame or "target" not in frame:
+        return []
+    wrong = frame[frame["prediction"].astype(str) != frame["target"].astype(str)]
+    proba = [c for c in frame.columns if c.startswith("proba_")]
+    if proba:
+        wrong = wrong.assign(_confidence=wrong[proba].max(axis=1))
+        wrong = wrong.sort_values("_confidence", ascending=False)
+    label = lambda v: names[int(v)] if names and str(v).isdigit() else str(v)  # noqa: E731
+    return [
+        {
+            "example": str(row["example"]),
+            "target": label(row["target"]),
+            "prediction": label(row["prediction"]),
+            "confidence": float(row["_confidence"]) if proba else None,
+        }
+        for _, row in wrong.head(MISCLASSIFIED_SHOWN).iterrows()
+    ]
+
+
 def build_lightning_report(
     run_dir: Path, staged: Path | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -86,12 +117,16 @@ def build_lightning_report(
         "engine": "lightning",
         "task": manifest["task"],
         "classes": manifest.get("classes"),
+        "class_names": manifest.get("class_names"),
+        "preprocessing": manifest.get("preprocessing"),
+        "misclassified": misclassified(best_dir, manifest.get("class_names")),
         "model": {"target": manifest["model_target"], "data": manifest["data_target"]},
         "best_trial": {k: best[k] for k in ("trial_id", "status", "epoch", "params")},
         "cross_validation": cross_validation(best),
         "refit": export["refit"],
         "test": export["test"],
         "lightning_test": export.get("lightning_test"),
+        "from_scratch": export.get("from_scratch"),
         "fold_curves": curves,
         "sweep": sweep,
         "checkpoint_check": export["checkpoint_check"],
@@ -110,7 +145,9 @@ def build_lightning_report(
 def _html(report: dict[str, Any], extra: dict[str, Any], plots_dir: Path) -> str:
     cv, test = report["cross_validation"], report["test"]
     if report["task"] == "classification" and "confusion_matrix" in test:
-        outcome = plots.confusion(test["confusion_matrix"], report["classes"])
+        outcome = plots.confusion(
+            test["confusion_matrix"], report.get("class_names") or report["classes"]
+        )
     else:
         outcome = None
     figures = [
@@ -133,6 +170,7 @@ def _html(report: dict[str, Any], extra: dict[str, Any], plots_dir: Path) -> str
 <p class=muted>{escape(report["run_dir"])} · a real lightning.Trainer per fold</p>
 {warnings}
 <h2>Test (held-out rows no trial saw, refit model)</h2>{table(["metric", "value"], shown)}
+{scratch_html(report)}{per_class_html(report)}{misclassified_html(report)}
 <h2>Cross-validation</h2><p>{escape(cv["metric"])} {fmt(cv["mean"])} ± {fmt(cv["std"])}
 over {len(cv["per_fold"] or [])} folds; per fold {fmt(cv["per_fold"])}, early-stopping
 epochs {fmt(cv["fold_best_epochs"])}.</p>
@@ -148,6 +186,77 @@ epochs {fmt(cv["fold_best_epochs"])}.</p>
 <h2>Plots</h2>{"".join(_figure_html(f, n, c, plots_dir) for f, n, c in figures)}
 <h2>The sweep</h2>{table(["", ""], [[k, v] for k, v in report["sweep"].items() if not isinstance(v, dict)])}
 </body></html>"""
+
+
+def scratch_html(report: dict[str, Any]) -> str:
+    """Fine-tuned vs the same configuration from random weights (same rows, epochs, test)."""
+    scratch = (report.get("from_scratch") or {}).get("test")
+    if not scratch:
+        return ""
+    keys = [
+        k for k in ("accuracy", "f1_macro", "roc_auc", "log_loss", "rmse", "r2") if k in scratch
+    ]
+    rows = [[k, report["test"].get(k), scratch[k]] for k in keys]
+    return (
+        "<h3>Fine-tuned vs from scratch (same configuration and epochs, random weights)</h3>"
+        + table(["metric", "fine-tuned", "from scratch"], rows)
+    )
+
+
+def per_class_html(report: dict[str, Any]) -> str:
+    per_class = (report.get("test") or {}).get("per_class")
+    if not per_class:
+        return ""
+    names = report.get("class_names")
+    rows = [
+        [names[int(c)] if names and str(c).isdigit() else c, v["precision"], v["recall"],
+         v["f1"], v["support"]]
+        for c, v in per_class.items()
+    ]  # fmt: skip
+    return "<h3>Per class (test)</h3>" + table(
+        ["class", "precision", "recall", "F1", "support"], rows
+    )
+
+
+def thumbnail(path: str, size: int = 96) -> str | None:
+    """A small PNG of an image file, base64 for the HTML page; None if it is not one."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            scale = size / max(img.size)
+            img = img.resize(
+                (max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                Image.Resampling.NEAREST,
+            )
+            buffer = io.BytesIO()
+            img.save(buffer, format="PNG")
+    except (OSError, ValueError):
+        return None
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def misclassified_html(report: dict[str, Any]) -> str:
+    """Misclassified test examples: thumbnails for image files, snippets for text."""
+    shown = report.get("misclassified") or []
+    if not shown:
+        return ""
+    cells = []
+    for item in shown:
+        encoded = thumbnail(item["example"])
+        what = (
+            f'<img alt="test example" src="data:image/png;base64,{encoded}">'
+            if encoded
+            else f"<q>{escape(item['example'][:200])}</q>"
+        )
+        confidence = "" if item["confidence"] is None else f" ({item['confidence']:.2f})"
+        cells.append(
+            f"<figure>{what}<figcaption>{escape(item['target'])} predicted as "
+            f"{escape(item['prediction'])}{confidence}<br><span class=muted>"
+            f"{escape(Path(item['example']).name if encoded else '')}</span></figcaption></figure>"
+        )
+    return "<h3>Misclassified test examples (most confident first)</h3>" + "".join(cells)
 
 
 def write_lightning_report(

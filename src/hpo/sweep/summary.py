@@ -130,8 +130,17 @@ def lightning_export_lines(report: dict, best_dir, export_seconds: float) -> lis
         if onnx["exported"]
         else "no ONNX: to_onnx failed, see the report"
     )
+    scratch = (report.get("from_scratch") or {}).get("test") or {}
     lines = [
         f"test ({test.get('rows')} held-out rows, refit model): " + ", ".join(shown),
+        *(
+            [
+                "from scratch (same config, random weights): "
+                + ", ".join(f"{k} {v:.4f}" for k, v in scratch.items() if isinstance(v, float))
+            ]
+            if scratch
+            else []
+        ),  # fmt: skip
         f"exported model: {best_dir} (model.ckpt, {onnx_text}, {export_seconds:.1f}s); "
         f"predict with: hpo predict {best_dir} --output OUT",
         f"report: {best_dir / BestFiles.REPORT_HTML}",

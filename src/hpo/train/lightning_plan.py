@@ -83,11 +83,28 @@ def logged_metrics(cfg: dict[str, Any], data: ModuleData, plan: FoldPlan) -> lis
     return sorted(scalar_metrics(dict(trainer.callback_metrics)))
 
 
+def fill_num_classes(cfg: DictConfig, plain: dict[str, Any], plan: FoldPlan) -> None:
+    """``model.num_classes: auto`` (the built-in fine-tuning modules) becomes the number
+    of classes the folds found (1 for regression), in the config every trial, the saved
+    config.yaml and the export read."""
+    if cfg.model.get("num_classes") != "auto":
+        return
+    if plan.task == "classification" and plan.classes is None:
+        raise ConfigError(
+            "config key `model.num_classes`: `auto` needs labels hpo can read from the "
+            "DataModule; set the number of classes."
+        )
+    count = len(plan.classes) if plan.task == "classification" else 1
+    cfg.model.num_classes = count
+    plain["model"]["num_classes"] = count
+
+
 def plan_lightning(cfg: DictConfig, space: SearchSpace) -> FoldPlan:
     """Folds, test split and the logged metrics of a DataModule sweep; checks ``metric``."""
     plain = preflight_config(cfg, space)
     data = module_data(build_datamodule(plain["data"]))
     plan = cut_folds(data, cfg)
+    fill_num_classes(cfg, plain, plan)
     plan.logged = logged_metrics(plain, data, plan)
     if cfg.metric not in plan.logged:
         raise ConfigError(
