@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, HPOError
 
 BUILTIN_MODEL = "hpo.models.mlp.TabularMLP"
 LIGHTNING_SOURCE = "lightning"
@@ -89,7 +89,11 @@ def build_target(node: dict[str, Any], own: tuple[str, ...], group: str, base: t
     target = node.get("_target_")
     try:
         built = instantiate({"_target_": target}, **constructor_keys(dict(node), own))
+    except HPOError:  # the class's own one-line message (a missing file, a bad key)
+        raise
     except Exception as exc:
+        if isinstance(exc.__cause__, HPOError):  # hydra wraps what the constructor raised
+            raise exc.__cause__ from None
         cause = exc.__cause__ or exc
         raise ConfigError(
             f"config key `{group}._target_`: cannot build {target!r}: {type(cause).__name__}: "

@@ -13,6 +13,7 @@ pin_memory. A DataModule may hand hpo its data itself through the optional hook:
             "eval_dataset": eval_ds,     # the same rows in the same order, evaluation transforms
             "labels": labels,            # one per row: stratified folds (optional)
             "groups": groups,            # one per row: grouped folds (optional)
+            "quality": report_fn,        # report_fn(test_rows) -> a QualityReport (optional)
         }
 
 (with ``eval_dataset``, validation folds see no training augmentation). Nothing here
@@ -64,6 +65,7 @@ class ModuleData:
     eval_loader: dict[str, Any]
     test_loader: DataLoader | None  # the DataModule's own test set, if it has one
     source: str  # "hook" or "loaders"
+    quality: Any = None  # the hook's quality(test_rows) -> QualityReport, if it gives one
 
 
 @dataclass
@@ -80,6 +82,7 @@ class FoldPlan:
     source: str
     logged: list[str] = field(default_factory=list)  # metrics the module logs (preflight)
     notes: list[str] = field(default_factory=list)
+    quality: Any = None  # the DataModule's QualityReport (data_quality.json), if it has one
 
     @property
     def rest_rows(self) -> np.ndarray:
@@ -169,7 +172,7 @@ def module_data(datamodule: L.LightningDataModule) -> ModuleData:
             raise DataError(f"{HOOK}()['eval_dataset'] must hold the same rows as ['dataset'].")
         labels = _as_rows(given.get("labels"), rows, "labels")
         groups = _as_rows(given.get("groups"), rows, "groups")
-        source = "hook"
+        quality, source = given.get("quality"), "hook"
     else:
         parts = [train["dataset"]]
         if val is not None and val["dataset"] is not train["dataset"]:
@@ -178,11 +181,13 @@ def module_data(datamodule: L.LightningDataModule) -> ModuleData:
             _sized(part, f"the dataset behind {name}()")
         dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
         eval_dataset, labels, groups, source = dataset, None, None, "loaders"
+        quality = None
     if labels is None:
         labels = read_labels(dataset)
     return ModuleData(
-        dataset, eval_dataset, labels, groups, train_settings, eval_settings, test_loader, source
-    )
+        dataset, eval_dataset, labels, groups, train_settings, eval_settings, test_loader, source,
+        quality,
+    )  # fmt: skip
 
 
 def _as_rows(values: Any, rows: int, name: str) -> np.ndarray | None:
@@ -292,7 +297,10 @@ def plan_folds(data: ModuleData, cfg) -> FoldPlan:
         )
     except ValueError as exc:  # too few rows of a class for the folds
         raise DataError(f"cannot cut {cfg.cv.folds} folds from {len(rest)} rows: {exc}") from exc
-    return FoldPlan(rows, task, classes, test_rows, folds, strategy, data.source, notes=notes)
+    plan = FoldPlan(rows, task, classes, test_rows, folds, strategy, data.source, notes=notes)
+    if callable(data.quality):  # the hook's checks, with the test split known (leakage)
+        plan.quality = data.quality(test_rows)
+    return plan
 
 
 def _split_labels(labels, rows: int, task: str, classes: list | None) -> np.ndarray:

@@ -1,6 +1,11 @@
 """`hpo predict MODEL_DIR --output OUT` for a Lightning-path export: the exported module
 (rebuilt from best/config.yaml, its weights from model.ckpt loaded with
-``weights_only=True``: nothing is unpickled) over the DataModule's ``predict_dataloader()``."""
+``weights_only=True``: nothing is unpickled) over the DataModule's ``predict_dataloader()``.
+
+An export whose module wrote files for predict (model.json's ``predict``: data=text's
+tokenizer and the backbone's config.json in best/pretrained/) takes INPUT, a file in the
+training data's format (`hpo predict MODEL_DIR new.csv --output preds.csv`): the config
+keys it names point at those files, ``data.predict_path`` at INPUT."""
 
 from __future__ import annotations
 
@@ -35,7 +40,23 @@ def predict_lightning(
 
     model_dir = Path(model_dir)
     out = Path(output)
-    if input_path is not None:
+    manifest = json.loads((model_dir / "model.json").read_text())
+    cfg = OmegaConf.to_container(OmegaConf.load(model_dir / "config.yaml"), resolve=True)
+    given = manifest.get("predict")
+    if given and input_path is None:
+        raise HPOError(
+            f"hpo predict {model_dir}: give INPUT, a {given.get('input', 'data')} file in the "
+            "training data's format (hpo predict MODEL_DIR FILE --output OUT)."
+        )
+    if given:
+        for key, relative in given.get("files", {}).items():
+            _set(cfg, key, str((model_dir / relative).resolve()))
+        for key, value in given.get("settings", {}).items():
+            _set(cfg, key, value)
+        if not Path(input_path).is_file():
+            raise HPOError(f"hpo predict: INPUT {input_path} is not a file.")
+        _set(cfg, "data.predict_path", str(Path(input_path).resolve()))
+    elif input_path is not None:
         raise HPOError(
             f"hpo predict {model_dir}: a Lightning-path model predicts its DataModule's "
             "predict_dataloader(); drop INPUT (point the DataModule at new data with its own "
@@ -47,8 +68,6 @@ def predict_lightning(
         )
     if out.suffix not in (".csv", ".parquet"):
         raise HPOError(f"--output {out}: write .csv or .parquet.")
-    manifest = json.loads((model_dir / "model.json").read_text())
-    cfg = OmegaConf.to_container(OmegaConf.load(model_dir / "config.yaml"), resolve=True)
     datamodule = build_datamodule(cfg["data"])
     if type(datamodule).predict_dataloader is L.LightningDataModule.predict_dataloader:
         raise HPOError(
@@ -72,3 +91,11 @@ def predict_lightning(
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False) if out.suffix == ".csv" else frame.to_parquet(out, index=False)
     return out, len(frame)
+
+
+def _set(cfg: dict, dotted: str, value) -> None:
+    node = cfg
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value

@@ -30,6 +30,29 @@ def fold_curves(trials: pd.DataFrame, trial_id: str, names: list[str]) -> dict[s
     return curves
 
 
+MISCLASSIFIED_SHOWN = 8
+SNIPPET_CHARS = 160
+
+
+def misclassified(best_dir: Path, task: str) -> list[dict[str, Any]]:
+    """A few wrongly classified test rows with their text (data=text writes a ``text``
+    column into test_predictions.parquet), the most confident mistakes first."""
+    path = best_dir / "test_predictions.parquet"
+    if task != "classification" or not path.is_file():
+        return []
+    table = pd.read_parquet(path)
+    if not {"text", "target", "prediction"} <= set(table.columns):
+        return []
+    wrong = table[table["target"].astype(str) != table["prediction"].astype(str)].copy()
+    wrong["confidence"] = [row[f"proba_{row['prediction']}"] for _, row in wrong.iterrows()]
+    wrong = wrong.sort_values("confidence", ascending=False).head(MISCLASSIFIED_SHOWN)
+    return [
+        {"text": str(r["text"])[:SNIPPET_CHARS], "target": r["target"],
+         "prediction": r["prediction"], "confidence": float(r["confidence"])}
+        for _, r in wrong.iterrows()
+    ]  # fmt: skip
+
+
 def curves_figure(curves: dict[str, list], names: list[str], best_epochs: list[int] | None):
     present = [n for n in names if n in curves]
     if not present or not curves["epoch"]:
@@ -92,7 +115,11 @@ def build_lightning_report(
         "export_seconds": export["export_seconds"],
         "artifacts": export["artifacts"],
         "warnings": warnings,
+        "predict_input": (manifest.get("predict") or {}).get("input"),  # text: INPUT is a file
     }
+    shown = misclassified(best_dir, manifest["task"])
+    if shown:
+        report["misclassified"] = shown
     extra = {"trials": table_, "history": history(table_, cfg.mode), "names": names}
     return _clean(report), extra
 
@@ -116,6 +143,22 @@ def _html(report: dict[str, Any], extra: dict[str, Any], plots_dir: Path) -> str
     inf = report["inference"] or {}
     inference_rows = [[k, v["p50_ms"], v["p95_ms"]] for k, v in inf.items() if isinstance(v, dict)]
     onnx = report["onnx"]
+    per_class = [[k, v["precision"], v["recall"], v["f1"], v["support"]]
+                 for k, v in (test.get("per_class") or {}).items()]  # fmt: skip
+    per_class_html = (
+        "<h2>Per class (test)</h2>"
+        + table(["class", "precision", "recall", "F1", "support"], per_class)
+        if per_class
+        else ""
+    )
+    wrong = report.get("misclassified") or []
+    wrong_html = (
+        "<h2>Misclassified test texts (most confident first)</h2>"
+        + table(["text", "target", "predicted", "confidence"],
+                [[w["text"], w["target"], w["prediction"], w["confidence"]] for w in wrong])
+        if wrong
+        else ""
+    )  # fmt: skip
     warnings = "".join(f"<div class=warn>{escape(w['message'])}</div>" for w in report["warnings"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>hpo report</title>
 <style>{STYLE}</style></head><body>
@@ -123,6 +166,7 @@ def _html(report: dict[str, Any], extra: dict[str, Any], plots_dir: Path) -> str
 <p class=muted>{escape(report["run_dir"])} · a real lightning.Trainer per fold</p>
 {warnings}
 <h2>Test (held-out rows no trial saw, refit model)</h2>{table(["metric", "value"], shown)}
+{per_class_html}{wrong_html}
 <h2>Cross-validation</h2><p>{escape(cv["metric"])} {fmt(cv["mean"])} ± {fmt(cv["std"])}
 over {len(cv["per_fold"] or [])} folds; per fold {fmt(cv["per_fold"])}, early-stopping
 epochs {fmt(cv["fold_best_epochs"])}.</p>

@@ -195,9 +195,8 @@ def run_sweep(
                 file=stream,
                 flush=True,
             )
-        if isinstance(prepared, PreparedData):
-            with os_errors(run_dir):
-                report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings
+        with os_errors(run_dir):  # data_quality.json (a table's, or a DataModule hook's)
+            report_quality(prepared, run_dir, stream)
         owns_ray = start_ray(cfg.cluster)
         sweep = None
         try:

@@ -83,11 +83,30 @@ def logged_metrics(cfg: dict[str, Any], data: ModuleData, plan: FoldPlan) -> lis
     return sorted(scalar_metrics(dict(trainer.callback_metrics)))
 
 
+# Model keys hpo fills from the data when the config says `auto` (the built-in fine-tuning
+# modules' head size and task): `model.num_classes=auto`, `model.task=auto`.
+FROM_DATA = ("num_classes", "task")
+
+
+def fill_from_data(model: Any, plan: FoldPlan) -> None:
+    """Set the model node's ``auto`` keys of ``FROM_DATA`` from the plan (in place), so the
+    saved config.yaml, every trial and the export build the same head."""
+    values = {
+        "num_classes": len(plan.classes) if plan.task == "classification" else 1,
+        "task": plan.task,
+    }
+    for key in FROM_DATA:
+        if model.get(key) == "auto":
+            model[key] = values[key]
+
+
 def plan_lightning(cfg: DictConfig, space: SearchSpace) -> FoldPlan:
     """Folds, test split and the logged metrics of a DataModule sweep; checks ``metric``."""
     plain = preflight_config(cfg, space)
     data = module_data(build_datamodule(plain["data"]))
     plan = cut_folds(data, cfg)
+    fill_from_data(cfg.model, plan)
+    fill_from_data(plain["model"], plan)
     plan.logged = logged_metrics(plain, data, plan)
     if cfg.metric not in plan.logged:
         raise ConfigError(
