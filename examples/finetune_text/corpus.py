@@ -103,3 +103,9 @@ def pretraining_texts(min_chars: int = 40) -> list[str]:
             if len(text) >= min_chars:
                 paragraphs.append(text)
     return paragraphs
+
+
+if __name__ == "__main__":  # python -m examples.finetune_text.corpus OUT.csv
+    import sys
+
+    print(f"{write_task_csv(sys.argv[1])} rows written to {sys.argv[1]}")

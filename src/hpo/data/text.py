@@ -58,16 +58,17 @@ def text_key(text: str) -> str:
     return hashlib.sha1(normalise(text).encode("utf-8")).hexdigest()[:16]
 
 
-def load_tokenizer(directory: Any, key: str = "data.tokenizer"):
+def load_tokenizer(directory: Any, key: str = "model.pretrained"):
     """The tokenizer saved in ``directory`` (``save_pretrained``), from local files only."""
     from transformers import AutoTokenizer
 
     path = Path(str(directory)) if directory not in (None, "", "???") else None
     if path is None or not path.is_dir():
         raise ConfigError(
-            f"config key `{key}`: {directory!r} is not a directory; point it at a folder "
-            "written by save_pretrained() (model.pretrained=DIR; examples/finetune_text/"
-            "pretrain.py makes one). Nothing is downloaded."
+            f"config key `{key}` (data.tokenizer, which is model.pretrained unless set): "
+            f"{directory!r} is not a directory; point it at a folder written by "
+            "save_pretrained() (examples/finetune_text/pretrain.py makes one). Nothing is "
+            "downloaded."
         )
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

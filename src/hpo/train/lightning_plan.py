@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -100,8 +101,25 @@ def fill_from_data(model: Any, plan: FoldPlan) -> None:
             model[key] = values[key]
 
 
+# Keys of the model / data node that hold local paths: made absolute on the driver (Ray
+# trials run in their own working directories), where they name something that exists.
+PATH_KEYS = ("path", "pretrained", "tokenizer", "weights")
+
+
+def absolute_paths(cfg: Any) -> None:
+    """Relative paths under ``PATH_KEYS`` of the model and data nodes, made absolute."""
+    for group in ("model", "data"):
+        node = cfg[group]
+        for key in PATH_KEYS:
+            value = node.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                if Path(value).exists():
+                    node[key] = str(Path(value).resolve())
+
+
 def plan_lightning(cfg: DictConfig, space: SearchSpace) -> FoldPlan:
     """Folds, test split and the logged metrics of a DataModule sweep; checks ``metric``."""
+    absolute_paths(cfg)
     plain = preflight_config(cfg, space)
     data = module_data(build_datamodule(plain["data"]))
     plan = cut_folds(data, cfg)

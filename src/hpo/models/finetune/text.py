@@ -70,7 +70,7 @@ def transformer_layers(backbone: nn.Module, count: int) -> list[nn.Module]:
     return list(lists[0])
 
 
-def lora_targets(model_type: str, given: Any) -> Any:
+def choose_lora_targets(model_type: str, given: Any) -> Any:
     """peft's target modules for the architecture (its public per-model mapping), the
     user's ``model.lora_targets``, or every linear layer."""
     if given:
@@ -145,14 +145,13 @@ class FinetuneTextClassifier(FreezeHooks, L.LightningModule):
         self.save_hyperparameters()
         self.task, self.pooling = task, pooling
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-        config._attn_implementation = "eager"  # traces to ONNX; same numbers as sdpa
+        eager = {"attn_implementation": "eager"}  # traces to ONNX; the same numbers as sdpa
         backbone = (
-            AutoModel.from_pretrained(str(path), config=config, local_files_only=True)
+            AutoModel.from_pretrained(str(path), local_files_only=True, **eager)
             if pretrained_weights
-            else AutoModel.from_config(config)
+            else AutoModel.from_config(config, **eager)
         )
         backbone.train()  # from_pretrained returns it in eval mode; Lightning sets modes
-        base = backbone
         layers = transformer_layers(backbone, int(config.num_hidden_layers))
         embeddings = getattr(backbone, "embeddings", None) or backbone.get_input_embeddings()
         self.lora = int(lora_r) > 0
@@ -163,10 +162,9 @@ class FinetuneTextClassifier(FreezeHooks, L.LightningModule):
             backbone = get_peft_model(
                 backbone,
                 LoraConfig(r=int(lora_r), lora_alpha=float(lora_alpha), lora_dropout=float(lora_dropout),
-                           target_modules=lora_targets(config.model_type, lora_targets)),
+                           target_modules=choose_lora_targets(config.model_type, lora_targets)),
             )  # fmt: skip
         self.backbone = backbone
-        self._base = [base]  # a plain list: not a second registration of the same weights
         self.head = ClassifierHead(
             int(config.hidden_size), int(num_classes) if task == "classification" else 1,
             head_dropout,
@@ -240,7 +238,15 @@ class FinetuneTextClassifier(FreezeHooks, L.LightningModule):
     # -- export ---------------------------------------------------------------------
     def export_module(self) -> nn.Module:
         """A copy for ONNX: LoRA merged into the base weights (peft's merge_and_unload)."""
-        module = copy.deepcopy(self).cpu().eval()
+        try:
+            trainer = self.trainer  # not copied along: detached for the copy
+        except RuntimeError:
+            trainer = None
+        self.trainer = None
+        try:
+            module = copy.deepcopy(self).cpu().eval()
+        finally:
+            self.trainer = trainer
         if self.lora:
             module.backbone = module.backbone.merge_and_unload()
         return module
