@@ -26,6 +26,9 @@ def test_every_config_group_option_composes_and_validates(override):
         extra = [*LIGHTNING, "model.lr=tag(log, interval(1e-3, 1e-1))"]
     if override == "scheduler=pbt":  # PBT draws its first population at random
         extra = ["searcher=random"]
+    if override in ("model=finetune_text", "data=text", "search_space=finetune_text"):
+        extra = ["model=finetune_text", "data=text", "model.pretrained=/models/bert",
+                 "data.path=texts.csv"]  # fmt: skip
     cfg, _ = compose_config([override, *extra])
     assert cfg.search_space  # every composed config carries a search space
 
