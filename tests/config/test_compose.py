@@ -119,7 +119,8 @@ def test_expected_groups_exist():
     assert {"digits", "breast_cancer", "wine", "iris"} <= set(GROUPS["data"])
     assert {"tpe", "random", "grid", "gp", "cmaes"} <= set(GROUPS["searcher"])
     assert {"asha", "hyperband", "fifo"} <= set(GROUPS["scheduler"])
-    assert GROUPS["model"] == ["lightning", "mlp"] and "local" in GROUPS["cluster"]
+    assert {"lightning", "mlp", "finetune_text"} <= set(GROUPS["model"])
+    assert "local" in GROUPS["cluster"] and "text" in GROUPS["data"]
 
 
 def test_cli_sweep_expression_enters_the_search_space():
