@@ -28,6 +28,9 @@ def test_every_config_group_option_composes_and_validates(override):
         extra = ["searcher=random"]
     if override in FINETUNE_IMAGE:  # the fine-tuning module goes with its data source
         extra = [o for o in FINETUNE_IMAGE[:2] if o != override]
+    if override in ("model=finetune_text", "data=text", "search_space=finetune_text"):
+        extra = ["model=finetune_text", "data=text", "model.pretrained=/models/bert",
+                 "data.path=texts.csv"]  # fmt: skip
     cfg, _ = compose_config([override, *extra])
     assert cfg.search_space  # every composed config carries a search space
 
@@ -119,8 +122,8 @@ def test_expected_groups_exist():
     assert {"digits", "breast_cancer", "wine", "iris"} <= set(GROUPS["data"])
     assert {"tpe", "random", "grid", "gp", "cmaes"} <= set(GROUPS["searcher"])
     assert {"asha", "hyperband", "fifo"} <= set(GROUPS["scheduler"])
-    assert {"lightning", "mlp", "finetune_image"} <= set(GROUPS["model"])
-    assert "local" in GROUPS["cluster"]
+    assert {"lightning", "mlp", "finetune_image", "finetune_text"} <= set(GROUPS["model"])
+    assert "local" in GROUPS["cluster"] and "text" in GROUPS["data"]
 
 
 def test_cli_sweep_expression_enters_the_search_space():

@@ -59,5 +59,7 @@ def test_text_classifier_example_sweeps_exports_and_predicts(tmp_path, repo_root
 
 def test_examples_are_plain_lightning_code():
     for path in (ROOT / "examples").rglob("*.py"):
+        if path.parent.name.startswith("finetune_"):  # they fine-tune hpo's own modules
+            continue
         assert "import hpo" not in path.read_text() and "from hpo" not in path.read_text(), path
     assert os.path.isfile(ROOT / "examples" / "README.md")

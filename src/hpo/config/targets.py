@@ -89,7 +89,11 @@ def build_target(node: dict[str, Any], own: tuple[str, ...], group: str, base: t
     target = node.get("_target_")
     try:
         built = instantiate({"_target_": target}, **constructor_keys(dict(node), own))
+    except HPOError:  # the class's own one-line message (a missing file, a bad key)
+        raise
     except Exception as exc:
+        if isinstance(exc.__cause__, HPOError):  # hydra wraps what the constructor raised
+            raise exc.__cause__ from None
         cause = exc.__cause__ or exc
         if isinstance(cause, HPOError):  # the class's own one-line message names its key
             raise cause from None

@@ -13,7 +13,8 @@ pin_memory. A DataModule may hand hpo its data itself through the optional hook:
             "eval_dataset": eval_ds,     # the same rows in the same order, evaluation transforms
             "labels": labels,            # one per row: stratified folds (optional)
             "groups": groups,            # one per row: grouped folds (optional)
-            "quality": findings,         # a dict for data_quality.json (optional)
+            "quality": ...,              # a dict for data_quality.json, or
+                                         # report_fn(test_rows) -> a QualityReport (optional)
         }
 
 (with ``eval_dataset``, validation folds see no training augmentation). Nothing here
@@ -65,7 +66,7 @@ class ModuleData:
     eval_loader: dict[str, Any]
     test_loader: DataLoader | None  # the DataModule's own test set, if it has one
     source: str  # "hook" or "loaders"
-    quality: dict[str, Any] | None = None  # the hook's findings, for data_quality.json
+    quality: Any = None  # the hook's findings (a dict) or quality(test_rows) -> QualityReport
 
 
 @dataclass
@@ -82,7 +83,7 @@ class FoldPlan:
     source: str
     logged: list[str] = field(default_factory=list)  # metrics the module logs (preflight)
     notes: list[str] = field(default_factory=list)
-    quality: dict[str, Any] | None = None  # the DataModule's own findings (hook)
+    quality: Any = None  # the DataModule's findings: a dict or a QualityReport, if it has them
 
     @property
     def rest_rows(self) -> np.ndarray:
@@ -172,8 +173,7 @@ def module_data(datamodule: L.LightningDataModule) -> ModuleData:
             raise DataError(f"{HOOK}()['eval_dataset'] must hold the same rows as ['dataset'].")
         labels = _as_rows(given.get("labels"), rows, "labels")
         groups = _as_rows(given.get("groups"), rows, "groups")
-        quality = given.get("quality")
-        source = "hook"
+        quality, source = given.get("quality"), "hook"
     else:
         parts = [train["dataset"]]
         if val is not None and val["dataset"] is not train["dataset"]:
@@ -186,16 +186,9 @@ def module_data(datamodule: L.LightningDataModule) -> ModuleData:
     if labels is None:
         labels = read_labels(dataset)
     return ModuleData(
-        dataset,
-        eval_dataset,
-        labels,
-        groups,
-        train_settings,
-        eval_settings,
-        test_loader,
-        source,
+        dataset, eval_dataset, labels, groups, train_settings, eval_settings, test_loader, source,
         quality,
-    )
+    )  # fmt: skip
 
 
 def _as_rows(values: Any, rows: int, name: str) -> np.ndarray | None:
@@ -305,10 +298,10 @@ def plan_folds(data: ModuleData, cfg) -> FoldPlan:
         )
     except ValueError as exc:  # too few rows of a class for the folds
         raise DataError(f"cannot cut {cfg.cv.folds} folds from {len(rest)} rows: {exc}") from exc
-    return FoldPlan(
-        rows, task, classes, test_rows, folds, strategy, data.source, notes=notes,
-        quality=data.quality,
-    )  # fmt: skip
+    plan = FoldPlan(rows, task, classes, test_rows, folds, strategy, data.source, notes=notes)
+    # the hook's checks: its findings, or a function run now that the test split is known
+    plan.quality = data.quality(test_rows) if callable(data.quality) else data.quality
+    return plan
 
 
 def _split_labels(labels, rows: int, task: str, classes: list | None) -> np.ndarray:

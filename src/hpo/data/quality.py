@@ -395,6 +395,9 @@ def report_quality(prepared, run_dir: str | Path, stream=sys.stdout) -> None:
     report = getattr(prepared, "quality", None)
     if report is None:
         return
+    if isinstance(report, dict):  # a DataModule's own findings (data=images)
+        report_module_quality(report, run_dir, stream)
+        return
     path = report.write(run_dir)
     if stream is not None:
         for line in report.warnings:

@@ -96,12 +96,21 @@ def as_probabilities(outputs: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def class_positions(labels: np.ndarray, classes: list) -> np.ndarray:
+    """Each label's position in ``classes`` (-1: unknown). Integer labels with classes that
+    are names (data=text's batches carry the index of the sorted class name) are indices."""
+    lookup = {c: i for i, c in enumerate(classes)}
+    values = labels.tolist()
+    if labels.dtype.kind in "iu" and not any(isinstance(c, (int, np.integer)) for c in classes):
+        return np.asarray([v if 0 <= v < len(classes) else -1 for v in values])
+    return np.asarray([lookup.get(v, -1) for v in values])
+
+
 def test_metrics(plan: FoldPlan, outputs: np.ndarray, labels: np.ndarray | None) -> dict:
     if labels is None:
         return {"rows": int(len(outputs)), "note": "the test batches carry no labels"}
     if plan.task == "classification" and outputs.ndim == 2:
-        lookup = {c: i for i, c in enumerate(plan.classes)}
-        y = np.asarray([lookup.get(v, -1) for v in labels.tolist()])
+        y = class_positions(labels, plan.classes)
         if (y < 0).any():
             raise HPOError("the test labels hold classes the folds never saw.")
         return classification_metrics(y, as_probabilities(outputs), plan.classes)
@@ -124,19 +133,39 @@ def _timed(call, repeats: int = 30) -> dict[str, float]:
     }
 
 
-def export_onnx(module: L.LightningModule, sample: torch.Tensor, path: Path) -> dict[str, Any]:
-    """``module.to_onnx``, checked against torch with onnxruntime; the reason if it fails."""
+def onnx_feed(sample: Any) -> dict[str, Any]:
+    """The ONNX graph's inputs for a batch's ``x``: ``input`` for one tensor; a dict of
+    tensors (a tokenizer's ``input_ids``/``attention_mask``) by its keys."""
+    if isinstance(sample, dict):
+        return {k: v.cpu() for k, v in sample.items()}
+    return {"input": sample.cpu()}
+
+
+def first_rows(sample: Any, n: int) -> Any:
+    if isinstance(sample, dict):
+        return {k: v[:n] for k, v in sample.items()}
+    return sample[:n]
+
+
+def export_onnx(module: L.LightningModule, sample: Any, path: Path) -> dict[str, Any]:
+    """The module (its ``export_module()`` if it has one: LoRA merged) to ONNX, checked
+    against torch with onnxruntime; the reason if it fails. A dict input (``input_ids``,
+    ``attention_mask``) becomes one graph input per key, batch and sequence dynamic."""
+    target = module.export_module() if hasattr(module, "export_module") else module
+    feed = onnx_feed(sample)
+    axes = {k: {0: "batch", 1: "sequence"} if v.ndim == 2 and k != "input" else {0: "batch"}
+            for k, v in feed.items()}  # fmt: skip
     try:
-        module.to_onnx(
-            str(path), input_sample=sample, input_names=["input"], output_names=["output"],
-            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False,
+        torch.onnx.export(
+            target, tuple(feed.values()), str(path), input_names=list(feed),
+            output_names=["output"], dynamic_axes={**axes, "output": {0: "batch"}}, dynamo=False,
         )  # fmt: skip
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"input": sample.cpu().numpy()})[0]
+        got = session.run(None, {k: v.numpy() for k, v in feed.items()})[0]
         with torch.no_grad():
-            want = module(sample).float().cpu().numpy()
+            want = target(*feed.values()).float().cpu().numpy()
         diff = float(np.abs(got - want).max())
         scale = float(np.abs(want).max()) or 1.0
         passed = diff <= 1e-4 * max(1.0, scale)
@@ -210,12 +239,15 @@ def export_lightning_best(
     examples = test_examples(data, plan)
     if examples is not None and len(examples) == len(predictions):
         predictions.insert(0, "example", examples)
+    texts = getattr(data.eval_dataset, "texts", None)  # data=text: snippets for the report
+    if examples is None and texts is not None and plan.test_rows is not None:
+        predictions.insert(0, "example", [texts[i] for i in plan.test_rows])
     predictions.to_parquet(staging / TEST_PREDICTIONS_FILE, index=False)
 
     sample, _ = split_batch(next(iter(test)))
     onnx = (
-        export_onnx(module, sample[:1].cpu(), staging / ONNX_FILE)
-        if isinstance(sample, torch.Tensor)
+        export_onnx(module, first_rows(sample, 2), staging / ONNX_FILE)
+        if _tensors(sample)
         else {
             "exported": False,
             "passed": False,
@@ -238,6 +270,8 @@ def export_lightning_best(
         "trial_id": best["trial_id"],
         "created_by": f"hpo {hpo.__version__}",
     }
+    if hasattr(module, "export_files"):  # files predict needs beside the weights (tokenizer)
+        manifest["predict"] = module.export_files(staging)
     (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     OmegaConf.save(best_cfg, staging / CONFIG_FILE, resolve=True)
     shutil.rmtree(staging / "lightning", ignore_errors=True)
@@ -318,6 +352,8 @@ def _prediction_table(plan: FoldPlan, outputs: np.ndarray, labels) -> pd.DataFra
     table = {}
     if labels is not None:
         table["target"] = labels.tolist()
+        if plan.task == "classification" and outputs.ndim == 2:
+            table["target"] = [plan.classes[i] for i in class_positions(labels, plan.classes)]
     if plan.task == "classification" and outputs.ndim == 2:
         proba = as_probabilities(outputs)
         table["prediction"] = [plan.classes[i] for i in proba.argmax(axis=1)]
@@ -330,25 +366,35 @@ def _prediction_table(plan: FoldPlan, outputs: np.ndarray, labels) -> pd.DataFra
 
 def _inference(module: L.LightningModule, sample: Any, session) -> dict[str, Any]:
     """One-thread latency of one row and of one batch, torch eager and ONNX Runtime."""
-    if not isinstance(sample, torch.Tensor):
+    if not _tensors(sample):
         return {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        row, batch = onnx_feed(first_rows(sample, 1)), onnx_feed(sample)
+        rows = len(next(iter(batch.values())))
         with torch.no_grad():
-            row, batch = sample[:1].cpu(), sample.cpu()
             out = {
-                "batch_size": int(len(batch)),
-                "torch_row": _timed(lambda: module(row)),
-                "torch_batch": _timed(lambda: module(batch)),
+                "batch_size": rows,
+                "torch_row": _timed(lambda: module(*row.values())),
+                "torch_batch": _timed(lambda: module(*batch.values())),
             }
         if session is not None:
-            out["onnx_row"] = _timed(lambda: session.run(None, {"input": row.numpy()}))
-            out["onnx_batch"] = _timed(lambda: session.run(None, {"input": batch.numpy()}))
-        out["rows_per_s_torch"] = len(batch) / (out["torch_batch"]["p50_ms"] / 1000)
+            row_np = {k: v.numpy() for k, v in row.items()}
+            batch_np = {k: v.numpy() for k, v in batch.items()}
+            out["onnx_row"] = _timed(lambda: session.run(None, row_np))
+            out["onnx_batch"] = _timed(lambda: session.run(None, batch_np))
+        out["rows_per_s_torch"] = rows / (out["torch_batch"]["p50_ms"] / 1000)
         return out
     finally:
         torch.set_num_threads(threads)
+
+
+def _tensors(sample: Any) -> bool:
+    """One tensor, or a dict of tensors (what ONNX export and the timing take)."""
+    if isinstance(sample, dict):
+        return bool(sample) and all(isinstance(v, torch.Tensor) for v in sample.values())
+    return isinstance(sample, torch.Tensor)
 
 
 def _plain(value: Any) -> Any:

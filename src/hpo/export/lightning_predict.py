@@ -1,7 +1,13 @@
 """`hpo predict MODEL_DIR [INPUT] --output OUT` for a Lightning-path export: the exported
 module (rebuilt from best/config.yaml, its weights from model.ckpt loaded with
 ``weights_only=True``: nothing is unpickled) over the DataModule's ``predict_dataloader()``,
-or over INPUT when the DataModule reads one (``INPUT_HOOK``)."""
+or over INPUT:
+
+- a DataModule that reads a path itself (``INPUT_HOOK``; data=images: an image folder);
+- an export whose module wrote files for predict (model.json's ``predict``: data=text's
+  tokenizer and the backbone's config.json in best/pretrained/) takes INPUT, a file in the
+  training data's format (`hpo predict MODEL_DIR new.csv --output preds.csv`): the config
+  keys it names point at those files, ``data.predict_path`` at INPUT."""
 
 from __future__ import annotations
 
@@ -41,17 +47,31 @@ def predict_lightning(
 
     model_dir = Path(model_dir)
     out = Path(output)
+    manifest = json.loads((model_dir / BestFiles.MANIFEST).read_text())
+    cfg = OmegaConf.to_container(OmegaConf.load(model_dir / BestFiles.CONFIG), resolve=True)
+    given = manifest.get("predict")
+    if given and input_path is None:
+        raise HPOError(
+            f"hpo predict {model_dir}: give INPUT, a {given.get('input', 'data')} file in the "
+            "training data's format (hpo predict MODEL_DIR FILE --output OUT)."
+        )
+    if given:
+        for key, relative in given.get("files", {}).items():
+            _set(cfg, key, str((model_dir / relative).resolve()))
+        for key, value in given.get("settings", {}).items():
+            _set(cfg, key, value)
+        if not Path(input_path).is_file():
+            raise HPOError(f"hpo predict: INPUT {input_path} is not a file.")
+        _set(cfg, "data.predict_path", str(Path(input_path).resolve()))
     if out.exists() and not overwrite:
         raise HPOError(
             f"--output {out} exists; pass --overwrite to replace it, or choose a new path."
         )
     if out.suffix not in (".csv", ".parquet"):
         raise HPOError(f"--output {out}: write .csv or .parquet.")
-    manifest = json.loads((model_dir / BestFiles.MANIFEST).read_text())
-    cfg = OmegaConf.to_container(OmegaConf.load(model_dir / BestFiles.CONFIG), resolve=True)
     datamodule = build_datamodule(cfg["data"])
     examples = None
-    if input_path is not None:
+    if input_path is not None and not given:
         reader = getattr(datamodule, INPUT_HOOK, None)
         if not callable(reader):
             raise HPOError(
@@ -85,3 +105,11 @@ def predict_lightning(
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False) if out.suffix == ".csv" else frame.to_parquet(out, index=False)
     return out, len(frame)
+
+
+def _set(cfg: dict, dotted: str, value) -> None:
+    node = cfg
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value

@@ -40,6 +40,9 @@ def fold_curves(trials: pd.DataFrame, trial_id: str, names: list[str]) -> dict[s
     return curves
 
 
+MISCLASSIFIED_SHOWN = 8
+
+
 def curves_figure(curves: dict[str, list], names: list[str], best_epochs: list[int] | None):
     present = [n for n in names if n in curves]
     if not present or not curves["epoch"]:
@@ -136,6 +139,7 @@ def build_lightning_report(
         "artifacts": export["artifacts"],
         "warnings": warnings,
         "pareto": pareto_report(trials, cfg),
+        "predict_input": (manifest.get("predict") or {}).get("input"),  # text: INPUT is a file
     }
     extra = {"trials": table_, "history": history(table_, cfg.mode), "names": names}
     extra["front"] = front_figure(trials, cfg) if report["pareto"] else None

@@ -26,7 +26,7 @@ from ray import tune
 from hpo.cluster import node_resources, start_ray, stop_ray
 from hpo.config.objectives import objectives
 from hpo.data.prepare import PreparedData, prepare_data
-from hpo.data.quality import report_module_quality, report_quality
+from hpo.data.quality import report_quality
 from hpo.errors import ConfigError, HPOError
 from hpo.export.options import check_export_options
 from hpo.paths import os_errors, raise_for_os_error
@@ -201,12 +201,8 @@ def run_sweep(
                 file=stream,
                 flush=True,
             )
-        if isinstance(prepared, PreparedData):
-            with os_errors(run_dir):
-                report_quality(prepared, run_dir, stream)  # data_quality.json; its warnings
-        else:
-            with os_errors(run_dir):
-                report_module_quality(prepared.quality, run_dir, stream)
+        with os_errors(run_dir):  # data_quality.json (a table's, or a DataModule hook's)
+            report_quality(prepared, run_dir, stream)
         owns_ray = start_ray(cfg.cluster)
         sweep = None
         try:

@@ -142,7 +142,8 @@ def lightning_export_lines(report: dict, best_dir, export_seconds: float) -> lis
             else []
         ),  # fmt: skip
         f"exported model: {best_dir} (model.ckpt, {onnx_text}, {export_seconds:.1f}s); "
-        f"predict with: hpo predict {best_dir} --output OUT",
+        f"predict with: hpo predict {best_dir} {'FILE ' if report.get('predict_input') else ''}"
+        "--output OUT",
         f"report: {best_dir / BestFiles.REPORT_HTML}",
     ]
     return lines + [f"  warning: {w['message']}" for w in report["warnings"]]

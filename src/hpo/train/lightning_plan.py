@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -83,28 +84,54 @@ def logged_metrics(cfg: dict[str, Any], data: ModuleData, plan: FoldPlan) -> lis
     return sorted(scalar_metrics(dict(trainer.callback_metrics)))
 
 
-def fill_num_classes(cfg: DictConfig, plain: dict[str, Any], plan: FoldPlan) -> None:
-    """``model.num_classes: auto`` (the built-in fine-tuning modules) becomes the number
-    of classes the folds found (1 for regression), in the config every trial, the saved
-    config.yaml and the export read."""
-    if cfg.model.get("num_classes") != "auto":
-        return
-    if plan.task == "classification" and plan.classes is None:
+# Model keys hpo fills from the data when the config says `auto` (the built-in fine-tuning
+# modules' head size and task): `model.num_classes=auto`, `model.task=auto`.
+FROM_DATA = ("num_classes", "task")
+
+
+def fill_from_data(model: Any, plan: FoldPlan) -> None:
+    """Set the model node's ``auto`` keys of ``FROM_DATA`` from the plan (in place), so the
+    saved config.yaml, every trial and the export build the same head."""
+    if model.get("num_classes") == "auto" and plan.task == "classification" and (
+        plan.classes is None
+    ):
         raise ConfigError(
             "config key `model.num_classes`: `auto` needs labels hpo can read from the "
             "DataModule; set the number of classes."
         )
-    count = len(plan.classes) if plan.task == "classification" else 1
-    cfg.model.num_classes = count
-    plain["model"]["num_classes"] = count
+    values = {
+        "num_classes": len(plan.classes) if plan.task == "classification" else 1,
+        "task": plan.task,
+    }
+    for key in FROM_DATA:
+        if model.get(key) == "auto":
+            model[key] = values[key]
+
+
+# Keys of the model / data node that hold local paths: made absolute on the driver (Ray
+# trials run in their own working directories), where they name something that exists.
+PATH_KEYS = ("path", "pretrained", "tokenizer", "weights")
+
+
+def absolute_paths(cfg: Any) -> None:
+    """Relative paths under ``PATH_KEYS`` of the model and data nodes, made absolute."""
+    for group in ("model", "data"):
+        node = cfg[group]
+        for key in PATH_KEYS:
+            value = node.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                if Path(value).exists():
+                    node[key] = str(Path(value).resolve())
 
 
 def plan_lightning(cfg: DictConfig, space: SearchSpace) -> FoldPlan:
     """Folds, test split and the logged metrics of a DataModule sweep; checks ``metric``."""
+    absolute_paths(cfg)
     plain = preflight_config(cfg, space)
     data = module_data(build_datamodule(plain["data"]))
     plan = cut_folds(data, cfg)
-    fill_num_classes(cfg, plain, plan)
+    fill_from_data(cfg.model, plan)
+    fill_from_data(plain["model"], plan)
     plan.logged = logged_metrics(plain, data, plan)
     if cfg.metric not in plan.logged:
         raise ConfigError(
