@@ -33,6 +33,7 @@ from hpo.sweep.asha import SchedulerState, SuccessiveHalving
 from hpo.sweep.factories import make_sampler, make_scheduler, make_searcher, pbt_mutations
 from hpo.sweep.interrupts import tune_handlers_undone
 from hpo.sweep.lock import release_run_dir
+from hpo.sweep.mlflow_tracking import MLflowTracker, check_tracking
 from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.prune import prune_checkpoints
 from hpo.sweep.recorder import TrialRecorder
@@ -115,6 +116,7 @@ def check_before_ray(
     """Checks that need the task; returns the number of trials to run."""
     names = names if names is not None else reported_metrics(task)
     check_export_options(cfg)  # the export runs after every trial: check its keys now
+    check_tracking(cfg)
     if cfg.metric not in names:
         raise ConfigError(
             f"config key `metric`: {cfg.metric!r} is not reported for {task}; use one of "
@@ -270,6 +272,8 @@ def sweep_callbacks(
         metric_names=names,
     )
     callbacks = [recorder, TensorBoardWriter(location.local, cfg.metric, cfg.mode, names)]
+    if cfg.tracking.name == "mlflow":
+        callbacks.append(MLflowTracker(location.local, cfg, names))
     if hasattr(scheduler, "state_dict"):
         callbacks.append(SchedulerState(scheduler))
     return callbacks
