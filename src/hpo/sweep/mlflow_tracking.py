@@ -38,14 +38,15 @@ TRACKERS = ("none", "mlflow")
 STATE_FILE = "mlflow_run.json"  # tracking URI, experiment, parent run id, trial -> child run id
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
+TRACKING_FILES = (STORE_FILE, STATE_FILE)  # what a run directory at a URI uploads as it goes
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's system tag for nested runs
 INSTALL = "pip install 'hpo[tracking]'"
 NOT_METRICS = ("rows", "macro_classes")  # counts in the report's test section
 
 
-def tracking_uri(cfg: DictConfig, run_dir: str | Path) -> str:
-    """``tracking.uri``, else a SQLite store inside the run directory."""
-    return cfg.tracking.uri or f"sqlite:///{Path(run_dir).resolve().as_posix()}/{STORE_FILE}"
+def tracking_uri(uri: str | None, run_dir: str | Path) -> str:
+    """``uri`` (``tracking.uri``), else the SQLite store in the (local) run directory."""
+    return uri or f"sqlite:///{Path(run_dir).resolve().as_posix()}/{STORE_FILE}"
 
 
 def check_tracking(cfg: DictConfig) -> None:
@@ -118,15 +119,19 @@ class MLflowTracker(Callback):
     """A Tune callback on the driver: the parent run and a child run per trial.
 
     Args:
-        run_dir: the local run directory (its ``mlflow_run.json`` keeps the run ids).
+        location: the run directory (hpo.sweep.storage.RunLocation); its local
+            ``mlflow_run.json`` keeps the run ids. At a URI the default store is uploaded
+            with the driver's files and the artifacts go to ``URI/mlartifacts``.
         cfg: the sweep's config (``tracking.*``, ``name``, ``metric``, the search space).
         metric_names: the fold-mean metrics the trials report.
     """
 
-    def __init__(self, run_dir: Path, cfg: DictConfig, metric_names) -> None:
-        self.run_dir = Path(run_dir)
-        self.uri = tracking_uri(cfg, run_dir)
-        self.default_store = not cfg.tracking.uri
+    def __init__(self, location, cfg: DictConfig, metric_names) -> None:
+        self.run_dir = Path(location.local)
+        self.display = location.display
+        self.given_uri = cfg.tracking.uri or None
+        remote = location.uri.rstrip("/") if location.uri else None
+        self.artifacts = f"{remote}/{ARTIFACTS_DIR}" if remote else None
         self.experiment = cfg.tracking.experiment or cfg.name
         self.params = sweep_params(cfg)
         self.names = list(metric_names)
@@ -142,32 +147,34 @@ class MLflowTracker(Callback):
         if self._client is None:
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(self.uri)
+            self._client = MlflowClient(tracking_uri(self.given_uri, self.run_dir))
             self._state = self._open_parent()
         return self._client
 
     def _open_parent(self) -> dict[str, Any]:
         """The run directory's parent run (resume), else a new one."""
         state = _read_state(self.run_dir)
-        if state.get("tracking_uri") == self.uri:
+        if state and state.get("tracking_uri") == self.given_uri:
             self._client.update_run(state["parent_run_id"], status="RUNNING")
             return state
         found = self._client.get_experiment_by_name(self.experiment)
         if found is not None:
             experiment_id = found.experiment_id
         else:
-            location = (
-                (self.run_dir / ARTIFACTS_DIR).resolve().as_uri() if self.default_store else None
-            )
+            location = None  # a tracking server's own artifact store
+            if not self.given_uri:
+                location = self.artifacts or (self.run_dir / ARTIFACTS_DIR).resolve().as_uri()
             experiment_id = self._client.create_experiment(
                 self.experiment, artifact_location=location
             )
         parent = self._client.create_run(
-            experiment_id, run_name=self.run_dir.name, tags={"hpo.run_dir": str(self.run_dir)}
+            experiment_id,
+            run_name=self.display.rstrip("/").rsplit("/", 1)[-1],
+            tags={"hpo.run_dir": self.display},
         )
         self._log(parent.info.run_id, params=self.params)
         state = {
-            "tracking_uri": self.uri,
+            "tracking_uri": self.given_uri,  # null: the store in the run directory
             "experiment_id": experiment_id,
             "parent_run_id": parent.info.run_id,
             "trials": {},
@@ -251,7 +258,7 @@ def log_export(run_dir: str | Path, exported=None) -> None:
         return
     from mlflow import MlflowClient
 
-    client = MlflowClient(state["tracking_uri"])
+    client = MlflowClient(tracking_uri(state["tracking_uri"], run_dir))
     parent = state["parent_run_id"]
     best_path = run_dir / BEST_FILE
     if best_path.is_file():

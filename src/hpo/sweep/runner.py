@@ -33,7 +33,7 @@ from hpo.sweep.asha import SchedulerState, SuccessiveHalving
 from hpo.sweep.factories import make_sampler, make_scheduler, make_searcher, pbt_mutations
 from hpo.sweep.interrupts import tune_handlers_undone
 from hpo.sweep.lock import release_run_dir
-from hpo.sweep.mlflow_tracking import MLflowTracker, check_tracking
+from hpo.sweep.mlflow_tracking import TRACKING_FILES, MLflowTracker, check_tracking
 from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.prune import prune_checkpoints
 from hpo.sweep.recorder import TrialRecorder
@@ -255,6 +255,8 @@ def upload_progress(location: RunLocation) -> None:
     trials that Tune snapshotted after it are run again but not in the study."""
     location.upload(ROWS_FILE)
     location.upload(JOURNAL_FILE)
+    for name in TRACKING_FILES:  # tracking=mlflow's store in the run directory, if any
+        location.upload(name)
 
 
 def sweep_callbacks(
@@ -273,7 +275,7 @@ def sweep_callbacks(
     )
     callbacks = [recorder, TensorBoardWriter(location.local, cfg.metric, cfg.mode, names)]
     if cfg.tracking.name == "mlflow":
-        callbacks.append(MLflowTracker(location.local, cfg, names))
+        callbacks.append(MLflowTracker(location, cfg, names))
     if hasattr(scheduler, "state_dict"):
         callbacks.append(SchedulerState(scheduler))
     return callbacks
