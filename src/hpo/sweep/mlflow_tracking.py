@@ -20,9 +20,11 @@ Only MLflow's public ``MlflowClient`` is used; mlflow is imported when tracking=
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,8 @@ def check_tracking(cfg: DictConfig) -> None:
             f"config key `tracking`: tracking=mlflow needs the mlflow package ({exc}); install "
             f"it with `{INSTALL}`, or use tracking=none."
         ) from None
+    if cfg.tracking.uri and cfg.tracking.uri.startswith(("http://", "https://")):
+        _check_server(cfg.tracking.uri)
     if cfg.tracking.uri:
         try:
             MlflowClient(cfg.tracking.uri)  # resolves the store from the URI's scheme
@@ -77,6 +81,24 @@ def check_tracking(cfg: DictConfig) -> None:
                 "Give a tracking URI such as http://HOST:5000 or sqlite:///PATH.db, or null "
                 "for a store in the run directory."
             ) from None
+
+
+def _check_server(uri: str) -> None:
+    """A tracking server must answer now (MLflow's own client retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10).close()
+    except urllib.error.HTTPError:
+        pass  # it answers (behind a proxy or with auth, /health may be refused)
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(
+            f"config key `tracking.uri`: no MLflow server answers at {uri} ({reason}); start "
+            "one (`mlflow server --host 127.0.0.1 --port 5000`) or fix the URI, or leave "
+            "tracking.uri null for a store in the run directory."
+        ) from None
 
 
 def sweep_params(cfg: DictConfig) -> dict[str, str]:
@@ -101,6 +123,34 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _error_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def tolerant(hook):
+    """A tracker that fails (a tracking server gone, a full disk) must not end the sweep:
+    the first error is printed once, and logging stops (trials.parquet keeps every result)."""
+
+    @functools.wraps(hook)
+    def run(self, *args, **kwargs):
+        if self.failed:
+            return None
+        try:
+            return hook(self, *args, **kwargs)
+        except Exception as exc:
+            self.failed = True
+            print(
+                f"hpo: MLflow logging stopped ({_error_line(exc)}); the sweep goes on, "
+                "trials.parquet records every result.",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+
+    return run
 
 
 def _read_state(run_dir: Path) -> dict[str, Any]:
@@ -138,6 +188,7 @@ class MLflowTracker(Callback):
         self._client = None
         self._state: dict[str, Any] = {}
         self._finished: dict[str, bool] = {}  # trial id -> its last result ended it
+        self.failed = False
 
     def __getstate__(self) -> dict:  # Tune pickles callbacks; the client stays behind
         return {**self.__dict__, "_client": None}
@@ -186,6 +237,7 @@ class MLflowTracker(Callback):
              params: dict[str, Any] | None = None) -> None:  # fmt: skip
         _log_batch(self.client, run_id, metrics or {}, step, params or {})
 
+    @tolerant
     def setup(self, **info) -> None:
         self.client  # the parent run exists before the first trial starts  # noqa: B018
 
@@ -204,10 +256,12 @@ class MLflowTracker(Callback):
             _write_state(self.run_dir, self._state)
         return run_id
 
+    @tolerant
     def on_trial_start(self, iteration, trials, trial, **info):
         run_id = self._child(trial)
         self.client.update_run(run_id, status="RUNNING")  # (again, for a resumed trial)
 
+    @tolerant
     def on_trial_result(self, iteration, trials, trial, result, **info):
         metrics = {}
         for name in self.names:
@@ -219,12 +273,14 @@ class MLflowTracker(Callback):
         self._finished[trial.trial_id] = bool(result.get(FINISHED_KEY))
         self._log(self._child(trial), metrics, step=int(result.get("epoch", 0)))
 
+    @tolerant
     def on_trial_complete(self, iteration, trials, trial, **info):
         finished = self._finished.get(trial.trial_id, False)
         self._end(
             trial, "FINISHED" if finished else "KILLED", "completed" if finished else "stopped"
         )
 
+    @tolerant
     def on_trial_error(self, iteration, trials, trial, **info):
         self._end(trial, "FAILED", "failed")
 
@@ -233,6 +289,7 @@ class MLflowTracker(Callback):
         self.client.set_tag(run_id, "hpo.status", hpo_status)  # as trials.parquet says it
         self.client.set_terminated(run_id, status)
 
+    @tolerant
     def on_experiment_end(self, trials, **info):
         """The parent ends FINISHED, or KILLED when an interrupt left trials unfinished
         (as do their child runs; ``hpo resume`` sets them running again)."""
@@ -256,6 +313,17 @@ def log_export(run_dir: str | Path, exported=None) -> None:
     state = _read_state(run_dir)
     if not state:
         return
+    try:
+        _log_export(run_dir, state, exported)
+    except Exception as exc:  # the export stands; only its copy in MLflow is missing
+        print(
+            f"hpo: MLflow: the export was not logged to the sweep's run ({_error_line(exc)}).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _log_export(run_dir: Path, state: dict[str, Any], exported) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri(state["tracking_uri"], run_dir))
