@@ -207,16 +207,35 @@ def test_optuna_dashboard_shows_the_study_live_and_at_the_end(tracked):
 
 def test_a_tracking_uri_mlflow_cannot_use_fails_before_the_run_directory(tmp_path, small_cfg):
     from hpo.sweep import run_sweep
+    from hpo.sweep.mlflow_tracking import check_tracking
 
+    # MLflow 3 refuses a plain-file store: one line, before Ray and the run directory
+    cfg = small_cfg("tracking=mlflow", f"tracking.uri=file://{tmp_path}/mlruns")
+    with pytest.raises(ConfigError, match=re.escape("config key `tracking.uri`")):
+        run_sweep(cfg, run_dir=tmp_path / "run", stream=None)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "mlruns").exists()
     for override, key in [
-        (f"tracking.uri=file://{tmp_path}/mlruns", "tracking.uri"),  # MLflow 3 refuses it
         (f"tracking.uri=http://127.0.0.1:{free_port()}", "tracking.uri"),  # no server there
         ("tracking.name=wandb", "tracking.name"),
     ]:
-        cfg = small_cfg("tracking=mlflow", override, f"run_dir={tmp_path / 'run'}")
         with pytest.raises(ConfigError, match=re.escape(f"config key `{key}`")):
-            run_sweep(cfg, stream=None)
-        assert not (tmp_path / "run").exists() and not (tmp_path / "mlruns").exists()
+            check_tracking(small_cfg("tracking=mlflow", override))
+
+
+def test_a_tracking_server_lost_mid_sweep_warns_once_and_the_sweep_goes_on(
+    tmp_path, small_cfg, monkeypatch, capsys
+):
+    from hpo.sweep.mlflow_tracking import MLflowTracker
+    from hpo.sweep.storage import RunLocation
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not in minutes
+    cfg = small_cfg("tracking=mlflow", f"tracking.uri=http://127.0.0.1:{free_port()}")
+    tracker = MLflowTracker(RunLocation(tmp_path), cfg, ["val_loss"])
+    tracker.setup()  # the parent run cannot be created: nothing answers
+    tracker.on_experiment_end(trials=[])
+    assert tracker.failed
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("hpo: MLflow logging stopped (") and "the sweep goes on" in line
 
 
 # --- a real browser ------------------------------------------------------------------
