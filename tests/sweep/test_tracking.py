@@ -1,7 +1,8 @@
 """One tiny real sweep with tracking=mlflow, read back by each tool a user watches it with:
 MLflow (MlflowClient.search_runs), TensorBoard (its EventAccumulator), optuna-dashboard (its
 WSGI app's HTTP API, served while the sweep runs) and, in headless Chromium, TensorBoard's
-page, the MLflow UI and report.html. Every tool must show the trials of trials.parquet."""
+page and the MLflow UI (their servers started while the sweep runs, stopped after) and
+report.html. Every tool must show the trials of trials.parquet."""
 
 from __future__ import annotations
 
@@ -92,20 +93,25 @@ class DashboardWatcher(threading.Thread):
 
 @pytest.fixture(scope="module")
 def tracked(ray_local, tmp_path_factory):
-    """The sweep (and its export), with optuna-dashboard watching it live."""
+    """The sweep (and its export), watched live by optuna-dashboard and, where Chromium
+    can look at them, TensorBoard and the MLflow UI."""
     run = tmp_path_factory.mktemp("tracked") / "run"
     watcher = DashboardWatcher(run / "optuna_journal.log")
     watcher.start()
-    started = time.monotonic()
+    viewers = Viewers(run, tmp_path_factory.mktemp("viewers")) if CHROMIUM else None
     try:
-        assert main(["sweep", *SWEEP, f"run_dir={run}"]) == 0
+        try:
+            assert main(["sweep", *SWEEP, f"run_dir={run}"]) == 0
+        finally:
+            watcher.stop.set()
+            watcher.join()
+        frame = pd.read_parquet(run / "trials.parquet")
+        yield run, frame[frame["epoch"] > 0], watcher, viewers
     finally:
-        watcher.stop.set()
-        watcher.join()
-    frame = pd.read_parquet(run / "trials.parquet")
-    yield run, frame[frame["epoch"] > 0], watcher, time.monotonic() - started
-    if watcher.server is not None:
-        watcher.server.shutdown()
+        if watcher.server is not None:
+            watcher.server.shutdown()
+        if viewers is not None:
+            viewers.stop()
 
 
 def per_trial_best(frame: pd.DataFrame) -> dict[str, float]:
@@ -285,6 +291,43 @@ class Server:
             pass
 
 
+class Viewers:
+    """TensorBoard and the MLflow UI on the run directory, started while the sweep runs, as
+    a user watching it would (the MLflow UI once the sweep has created its store)."""
+
+    def __init__(self, run: Path, logs: Path) -> None:
+        self.run, self.logs, self.stopped = run, logs, threading.Event()
+        port = free_port()
+        self.tensorboard = Server(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(run / "tensorboard"),
+             "--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
+            f"http://127.0.0.1:{port}", logs / "tensorboard.log",
+        )  # fmt: skip
+        self.mlflow_ui: Server | None = None
+        self.starter = threading.Thread(target=self._start_mlflow_ui, daemon=True)
+        self.starter.start()
+
+    def _start_mlflow_ui(self) -> None:
+        while not (self.run / "mlflow_run.json").exists():
+            if self.stopped.wait(0.2):
+                return
+        port = free_port()
+        self.mlflow_ui = Server(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+             f"sqlite:///{self.run}/mlflow.db", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            f"http://127.0.0.1:{port}", self.logs / "mlflow.log",
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",  # no job runner processes for a UI
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.starter.join()
+        self.tensorboard.stop()
+        if self.mlflow_ui is not None:
+            self.mlflow_ui.stop()
+
+
 def dump_dom(url: str, profile: Path, budget_ms: int = 4000) -> str:
     """The page's DOM after its scripts ran, as headless Chromium renders it."""
     done = subprocess.run(
@@ -308,48 +351,33 @@ def pages(tracked, tmp_path_factory):
     report.html, each rendered by headless Chromium while its server runs."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (`apt-get install chromium`; .ci/run does it)")
-    run, frame, _, _ = tracked
+    run, frame, _, viewers = tracked
     tmp = tmp_path_factory.mktemp("browser")
-    tb_port, ml_port = free_port(), free_port()
-    tensorboard = Server(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(run / "tensorboard"),
-         "--host", "127.0.0.1", "--port", str(tb_port)],
-        f"http://127.0.0.1:{tb_port}", tmp / "tensorboard.log",
-    )  # fmt: skip
-    mlflow_ui = Server(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-         f"sqlite:///{run}/mlflow.db", "--host", "127.0.0.1", "--port", str(ml_port),
-         "--workers", "1"],
-        f"http://127.0.0.1:{ml_port}", tmp / "mlflow.log",
-        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",  # no job runner processes for a UI
-    )  # fmt: skip
-    try:
-        tensorboard.wait("/")
-        mlflow_ui.wait("/health")
-        _, state, (parent,), children = mlflow_runs(run)
-        experiment = f"{mlflow_ui.url}/#/experiments/{state['experiment_id']}/runs"
-        # report.html plus a script that counts the plots the browser decoded
-        counted = tmp / "report_counted.html"
-        counted.write_text(
-            (run / "best" / "report.html").read_text()
-            + "<script>addEventListener('load', () => { document.body.dataset.decoded = "
-            "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length; });"
-            "</script>"
-        )
-        urls = {
-            "tensorboard": f"{tensorboard.url}/#timeseries",
-            "parent": f"{experiment}/{parent.info.run_id}",
-            "child": f"{experiment}/{children[0].info.run_id}/model-metrics",
-            "report": counted.as_uri(),
-        }
-        budgets = [10_000 if name == "child" else 4000 for name in urls]  # Plotly loads late
-        with ThreadPoolExecutor(len(urls)) as pool:
-            dumped = pool.map(dump_dom, urls.values(), [tmp / n for n in urls], budgets)
-            doms = dict(zip(urls, dumped))
-        yield run, frame, parent, children, doms
-    finally:
-        tensorboard.stop()
-        mlflow_ui.stop()
+    tensorboard, mlflow_ui = viewers.tensorboard, viewers.mlflow_ui
+    assert mlflow_ui is not None  # started once the sweep created its store
+    tensorboard.wait("/")
+    mlflow_ui.wait("/health")
+    _, state, (parent,), children = mlflow_runs(run)
+    experiment = f"{mlflow_ui.url}/#/experiments/{state['experiment_id']}/runs"
+    # report.html plus a script that counts the plots the browser decoded
+    counted = tmp / "report_counted.html"
+    counted.write_text(
+        (run / "best" / "report.html").read_text()
+        + "<script>addEventListener('load', () => { document.body.dataset.decoded = "
+        "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length; });"
+        "</script>"
+    )
+    urls = {
+        "tensorboard": f"{tensorboard.url}/#timeseries",
+        "parent": f"{experiment}/{parent.info.run_id}",
+        "child": f"{experiment}/{children[0].info.run_id}/model-metrics",
+        "report": counted.as_uri(),
+    }
+    budgets = [10_000 if name == "child" else 4000 for name in urls]  # Plotly loads late
+    with ThreadPoolExecutor(len(urls)) as pool:
+        dumped = pool.map(dump_dom, urls.values(), [tmp / n for n in urls], budgets)
+        doms = dict(zip(urls, dumped))
+    yield run, frame, parent, children, doms
 
 
 def test_tensorboard_page_lists_every_trial_with_per_fold_charts(pages):
