@@ -49,6 +49,9 @@ TUNE = "tune"
 TUNER_STATE = "tuner.pkl"  # in tune/, written by Ray Tune when the Tuner is built
 TUNE_SNAPSHOT_PREFIX = "experiment_state-"  # in tune/: Tune's experiment snapshots
 TENSORBOARD = "tensorboard"
+MLFLOW_STATE = "mlflow_run.json"  # tracking=mlflow: URI, experiment, parent and child run ids
+MLFLOW_STORE = "mlflow.db"  # tracking=mlflow's default store (SQLite)
+MLFLOW_ARTIFACTS = "mlartifacts"
 BEST = "best"
 STAGING_SUFFIX = ".partial"
 STAGING = BEST + STAGING_SUFFIX

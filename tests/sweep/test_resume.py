@@ -202,7 +202,7 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_hpo_resume_finishes(
 ):
     run_dir = tmp_path / "run"
     budget = 4
-    cfg = small_cfg(*SWEEP, f"budget.num_samples={budget}")
+    cfg = small_cfg(*SWEEP, f"budget.num_samples={budget}", "tracking=mlflow")
 
     def checkpointed_unfinished_trials() -> list[Path]:
         """Unfinished trials with three epochs' checkpoints written (so Tune has
@@ -273,3 +273,16 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_hpo_resume_finishes(
         assert not [
             r for r in after[len(before) :] if r["event"] == "result" and r["trial_id"] == trial_id
         ]
+    # MLflow (tracking=mlflow, its store in the run directory): the resume went on with the
+    # same parent run and the interrupted trial's own child run.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{run_dir}/mlflow.db")
+    runs = client.search_runs(["1"], max_results=100)
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FINISHED" and "best_trial_id" in parent.data.tags
+    children = {r.data.tags["trial_id"]: r for r in runs if r is not parent}
+    assert set(children) == set(done) and children[flying].info.status != "RUNNING"
+    steps = {m.step for m in client.get_metric_history(children[flying].info.run_id, "val_loss")}
+    epochs = [r["epoch"] for r in after if r["event"] == "result" and r["trial_id"] == flying]
+    assert steps == set(epochs)  # before and after the interrupt

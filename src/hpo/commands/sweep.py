@@ -96,6 +96,7 @@ def _export_and_summarize(result, cfg) -> int:
     from hpo.export.pipeline import export_best
     from hpo.export.staging import ExportInterrupted
     from hpo.paths import os_error_line
+    from hpo.sweep.mlflow_tracking import log_export
     from hpo.sweep.storage import upload_results
     from hpo.sweep.summary import print_summary
     from hpo.train.trial import engine_name
@@ -117,6 +118,7 @@ def _export_and_summarize(result, cfg) -> int:
     except Exception:
         print_summary(result, cfg)  # the sweep's results stand even if the export fails
         raise
+    log_export(result.run_dir, exported)  # tracking=mlflow: onto the sweep's parent run
     # A run stored at a URI (s3://...) gets best/ there too, not only in local staging.
     upload_results(result.run_dir, result.extra.get("storage", str(result.run_dir)))
     print_summary(result, cfg, exported=exported)

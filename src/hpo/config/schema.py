@@ -87,6 +87,13 @@ class ClusterConfig:
 
 
 @dataclass
+class TrackingConfig:
+    name: str = "none"  # none | mlflow (hpo.sweep.mlflow_tracking)
+    uri: Optional[str] = None  # null: sqlite:///RUN_DIR/mlflow.db; or any MLflow tracking URI
+    experiment: Optional[str] = None  # null: the config's `name`
+
+
+@dataclass
 class BudgetConfig:
     num_samples: int = 40
     max_concurrent_trials: Optional[int] = None
@@ -203,6 +210,7 @@ class HPOConfig:
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     cv: CVConfig = field(default_factory=CVConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

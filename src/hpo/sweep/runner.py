@@ -36,6 +36,7 @@ from hpo.sweep.asha import SchedulerState, SuccessiveHalving
 from hpo.sweep.factories import make_sampler, make_scheduler, make_searcher, pbt_mutations
 from hpo.sweep.interrupts import tune_handlers_undone
 from hpo.sweep.lock import release_run_dir
+from hpo.sweep.mlflow_tracking import TRACKING_FILES, MLflowTracker, check_tracking
 from hpo.sweep.optuna_bridge import JOURNAL_FILE
 from hpo.sweep.progress import ProgressReporter
 from hpo.sweep.prune import prune_checkpoints
@@ -120,6 +121,7 @@ def check_before_ray(
     """Checks that need the task; returns the number of trials to run."""
     names = names if names is not None else reported_metrics(task)
     check_export_options(cfg)  # the export runs after every trial: check its keys now
+    check_tracking(cfg)
     for metric, _ in objectives(cfg):
         if metric not in names:
             raise ConfigError(
@@ -258,6 +260,8 @@ def upload_progress(location: RunLocation) -> None:
     trials that Tune snapshotted after it are run again but not in the study."""
     location.upload(ROWS_FILE)
     location.upload(JOURNAL_FILE)
+    for name in TRACKING_FILES:  # tracking=mlflow's store in the run directory, if any
+        location.upload(name)
 
 
 def sweep_callbacks(
@@ -275,6 +279,8 @@ def sweep_callbacks(
         metric_names=names,
     )
     callbacks = [recorder, TensorBoardWriter(location.local, cfg.metric, cfg.mode, names)]
+    if cfg.tracking.name == "mlflow":
+        callbacks.append(MLflowTracker(location, cfg, names))
     if hasattr(scheduler, "state_dict"):
         callbacks.append(SchedulerState(scheduler))
     # last: stateless, so the stateful callbacks keep their positions
