@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from hpo.cli import main
 from hpo.config import compose_config, conf_dir
+from hpo.config.compose import load_run_config
 from hpo.errors import ConfigError, SearchSpaceError
 
 GROUPS = {
@@ -213,3 +214,16 @@ def test_sweep_help_lists_the_real_config_groups_and_keys(capsys):
         line = next(x for x in out.splitlines() if x.strip().startswith(group + " "))
         assert all(option in line for option in options)
     assert "test_size" in out and "resources" in out
+
+
+def test_a_run_config_from_before_target_transform_keeps_the_target_as_is(tmp_path):
+    # a run directory written before data.target_transform existed learned the raw target:
+    # resuming it must not switch to auto's log part-way
+    cfg, _ = compose_config(["data=diabetes"])
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    del saved["data"]["target_transform"]
+    OmegaConf.save(OmegaConf.create(saved), tmp_path / "config.yaml")
+    assert load_run_config(tmp_path).data.target_transform == "none"
+    saved["data"]["target_transform"] = "log"
+    OmegaConf.save(OmegaConf.create(saved), tmp_path / "config.yaml")
+    assert load_run_config(tmp_path).data.target_transform == "log"

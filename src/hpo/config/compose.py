@@ -409,7 +409,14 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
         raise ConfigError(
             f"{path} does not exist; pass the run directory that `hpo sweep` printed."
         )
-    return validate_config(OmegaConf.load(path))
+    saved = OmegaConf.load(path)
+    data = saved.get("data")
+    tabular = data is not None and data.get("source") in ("builtin", "csv", "parquet")
+    if tabular and "target_transform" not in data:
+        # written before data.target_transform existed: those runs learned the target as is
+        # (the schema's default, auto, could switch a resumed sweep to the log part-way)
+        data.target_transform = "none"
+    return validate_config(saved)
 
 
 def _first_line(exc: BaseException) -> str:
