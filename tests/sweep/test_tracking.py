@@ -377,9 +377,9 @@ def pages(tracked, tmp_path_factory):
     with ThreadPoolExecutor(len(urls)) as pool:
         dumped = pool.map(dump_dom, urls.values(), [tmp / n for n in urls], budgets)
         doms = dict(zip(urls, dumped))
-    for _ in range(2):  # Plotly's chunk can miss the budget on a loaded machine; cached now
+    for _ in range(4):  # Plotly's chunk can miss the budget on a loaded machine; cached now
         if "js-plotly-plot" not in doms["child"]:
-            doms["child"] = dump_dom(urls["child"], tmp / "child", 15_000)
+            doms["child"] = dump_dom(urls["child"], tmp / "child", 30_000)
     yield run, frame, parent, children, doms
 
 
