@@ -203,16 +203,7 @@ def export_lightning_best(
     tcfg = {**plain["trainer"], "max_epochs": epochs}
     kwargs = trainer_kwargs(tcfg, str(staging / "lightning"), "gpu" if gpu else "cpu", 1)
     kwargs.update(enable_checkpointing=False)
-    callbacks = instantiate_specs(plain["trainer"].get("callbacks") or [], "callbacks")
-    trainer = L.Trainer(**kwargs, callbacks=callbacks)
-    train_loader = rows_loader(data.dataset, plan.rest_rows, data.train_loader, True, seed)
-    # No rows are left to validate on: the refit validates on its own training rows (with
-    # evaluation transforms), so that schedulers and callbacks that monitor a validation
-    # metric (ReduceLROnPlateau on val_loss) run as in the folds. Never on the test rows.
-    own_rows = rows_loader(data.eval_dataset, plan.rest_rows, data.eval_loader, False)
-    fit_started = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=own_rows)
-    fit_s = time.perf_counter() - fit_started
+    trainer, fit_s = fit_on_rest_rows(module, kwargs, plain, data, plan, seed)
     refit_train = scalar_metrics(dict(trainer.callback_metrics))
 
     ckpt = staging / CHECKPOINT_FILE
@@ -301,6 +292,23 @@ def export_lightning_best(
     return ExportResult(best_dir, report, html_path, record["export_seconds"])
 
 
+def fit_on_rest_rows(
+    module: Any, kwargs: dict, plain: dict, data: Any, plan: FoldPlan, seed: int
+) -> tuple[Any, float]:
+    """Fit ``module`` on every non-test row with the user's callbacks; returns the
+    Trainer and the fit's seconds. No rows are left to validate on: it validates on its
+    own training rows (with evaluation transforms), so that schedulers and callbacks that
+    monitor a validation metric (ReduceLROnPlateau on val_loss) run as in the folds.
+    Never on the test rows."""
+    callbacks = instantiate_specs(plain["trainer"].get("callbacks") or [], "callbacks")
+    trainer = L.Trainer(**kwargs, callbacks=callbacks)
+    train = rows_loader(data.dataset, plan.rest_rows, data.train_loader, True, seed)
+    own_rows = rows_loader(data.eval_dataset, plan.rest_rows, data.eval_loader, False)
+    started = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=own_rows)
+    return trainer, time.perf_counter() - started
+
+
 def from_scratch_baseline(
     plain: dict, kwargs: dict, seed: int, data: Any, plan: FoldPlan
 ) -> dict[str, Any]:
@@ -310,13 +318,7 @@ def from_scratch_baseline(
     buy (``export.baselines=false`` skips it)."""
     L.seed_everything(seed, workers=True, verbose=False)
     module = build_lightning_module({**plain["model"], "pretrained": False})
-    callbacks = instantiate_specs(plain["trainer"].get("callbacks") or [], "callbacks")
-    trainer = L.Trainer(**kwargs, callbacks=callbacks)
-    train = rows_loader(data.dataset, plan.rest_rows, data.train_loader, True, seed)
-    own_rows = rows_loader(data.eval_dataset, plan.rest_rows, data.eval_loader, False)
-    started = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train, val_dataloaders=own_rows)
-    fit_s = time.perf_counter() - started
+    _, fit_s = fit_on_rest_rows(module, kwargs, plain, data, plan, seed)
     outputs, labels = module_outputs(module.cpu().eval(), heldout_loader(data, plan))
     return {"test": test_metrics(plan, outputs, labels), "fit_s": fit_s}
 
