@@ -135,7 +135,8 @@ def test_the_forest_surrogate_is_smooth_noisy_and_held_out_better(curves):
     nudged = {**params, "optim.lr": params["optim.lr"] * 1.05}
     assert curves.nearest(nudged) == 3
     assert not np.allclose(forest.answer(nudged, rng).truth, first.truth)
-    assert forest.regret(forest.best) == 0.0 and forest.regret(forest.best + forest.scale) == pytest.approx(1.0)
+    assert forest.regret(forest.best) == 0.0
+    assert forest.regret(forest.best + forest.scale) == pytest.approx(1.0)
     assert forest.fidelity() > NearestCurve(curves).fidelity()
 
 
