@@ -370,14 +370,16 @@ REPLAY_METHODS: dict[str, ReplayMethod] = {
         ReplayMethod("bohb_tpe", "Hyperband brackets + TPE (scheduler=bohb)", ("scheduler=bohb",)),
         ReplayMethod("median_tpe", "median stopping + TPE", ("scheduler=median",)),
         ReplayMethod("asha_random", "ASHA + random", ("searcher=random",)),
-        # candidate defaults: hpo's ASHA + TPE with one setting changed
+        # hpo's ASHA + TPE with one setting changed (candidate defaults, the former one)
         ReplayMethod(
             "asha_tpe_startup20",
             "ASHA + TPE, 20 start-up trials",
             ("searcher.n_startup_trials=20",),
         ),
         ReplayMethod(
-            "asha_tpe_univariate", "ASHA + univariate TPE", ("searcher.multivariate=false",)
+            "asha_tpe_multivariate",
+            "ASHA + multivariate TPE (the default before this comparison)",
+            ("searcher.multivariate=true",),
         ),
         ReplayMethod("fifo_tpe", "FIFO + TPE", ("scheduler=fifo",)),
         ReplayMethod("fifo_random", "FIFO + random", ("searcher=random", "scheduler=fifo")),

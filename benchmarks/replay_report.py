@@ -359,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# Simulated comparison, {args.mode} replay ({args.seeds} seeds, workers "
         f"{args.workers}, budget "
-        f"{args.trials} full-length trials, {time.perf_counter() - started:.0f}s)",
+        f"{args.trials} full-length trials, "
+        + ("reported from saved runs)" if args.load else f"{time.perf_counter() - started:.0f}s)"),
         "",
         "Recorded curves, and the held-out rank correlation of a curve's best value with the "
         f"answer's ({args.mode}; nearest-curve lookup): "
