@@ -49,6 +49,11 @@ METHODS: dict[str, Method] = {
             "asha_tpe_stock", "ASHA + TPE, Ray's stock OptunaSearch", ("searcher.bridge=stock",)
         ),
         Method("asha_random", "ASHA + random", ("searcher=random",)),
+        Method(
+            "asha_tpe_multivariate",
+            "ASHA + multivariate TPE (the former default)",
+            ("searcher.multivariate=true",),
+        ),
         Method("fifo_tpe", "FIFO + TPE", ("scheduler=fifo",)),
         Method("fifo_random", "FIFO + random", ("searcher=random", "scheduler=fifo")),
         Method("hyperband_tpe", "HyperBand + TPE", ("scheduler=hyperband",)),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -64,18 +65,25 @@ def record_task(task: str, trials: int, minutes: float, workdir: Path) -> pd.Dat
 
 def tidy(frame: pd.DataFrame, task: str, metric: str, keys: list[str]) -> pd.DataFrame:
     """trials.parquet rows -> task, trial, the hyperparameters, epoch, value, finished,
-    epoch_s (wall seconds of that epoch inside the trial)."""
+    epoch_s (wall seconds of that epoch inside the trial) and, where the trials report them,
+    fold_values (the epoch's value on each fold)."""
     frame = frame[frame[metric].notna() & (frame["epoch"] > 0)].copy()
     frame = frame.sort_values(["trial_index", "epoch"])
     total = frame["time_total_s"].astype(float)
     frame["epoch_s"] = total - total.groupby(frame["trial_index"]).shift(1).fillna(0.0)
     finished = frame.get("trial_finished")
     frame["finished"] = False if finished is None else finished.fillna(False).astype(bool)
-    out = frame[["trial_index", *keys, "epoch", metric, "finished", "epoch_s"]].rename(
-        columns={"trial_index": "trial", metric: "value"}
-    )
+    columns = ["trial_index", *keys, "epoch", metric, "finished", "epoch_s"]
+    if f"fold_{metric}" in frame:  # each fold's value: the replay's noise is their spread
+        frame["fold_values"] = frame[f"fold_{metric}"].map(_floats)
+        columns.append("fold_values")
+    out = frame[columns].rename(columns={"trial_index": "trial", metric: "value"})
     out.insert(0, "task", task)
     return out.reset_index(drop=True)
+
+
+def _floats(values) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def main(argv: list[str] | None = None) -> int:

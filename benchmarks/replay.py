@@ -3,10 +3,11 @@
 A run proposes configurations with a method's real objects (hpo's StudySearcher and its
 own rungs from hpo.sweep.factories, Ray's ASHAScheduler and OptunaSearch, Optuna's
 TPESampler with its HyperbandPruner, ...), called through their public interfaces
-without Ray running. Each proposed configuration is answered by the *nearest recorded
-curve* (benchmarks.record_curves: real hpo trials, one per configuration, trained to
-their own early stopping): its fold-mean metric epoch by epoch, each epoch charged its
-recorded wall seconds. ``workers`` slots run trials at once; results reach the method
+without Ray running. Each proposed configuration is answered from the recorded curves
+(benchmarks.record_curves: real hpo trials, one per configuration, trained to their own
+early stopping) by a responder of benchmarks.surrogate: the *nearest recorded curve*, or a
+forest fitted to all of them with fold-spread noise; each epoch is charged the nearest
+curve's recorded wall seconds. ``workers`` slots run trials at once; results reach the method
 in the order they would finish (asynchronous completion by recorded times), and the run
 ends when its trial-epoch budget is spent.
 
@@ -208,17 +209,30 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def simulate(
-    curves: Curves, engine, epoch_budget: int, workers: int, overhead_s: float = 0.0
+    curves: Curves,
+    engine,
+    epoch_budget: int,
+    workers: int,
+    overhead_s: float = 0.0,
+    responder=None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """One run: ``workers`` slots, each epoch finishing after its recorded seconds, until
     ``epoch_budget`` trial-epochs are spent (or the method proposes nothing more).
 
+    ``responder`` answers each proposed configuration (benchmarks.surrogate: the nearest
+    recorded curve, the default here, or the forest surrogate, whose noise ``seed`` draws).
     Returns one row per report in the order the driver gets them: ``time_s`` (simulated
-    seconds), ``cum_epochs``, ``trial``, ``curve`` (the recorded curve answering),
-    ``epoch``, ``value``, ``best_so_far`` and ``regret`` (of the best so far).
+    seconds), ``cum_epochs``, ``trial``, ``curve`` (the nearest recorded curve), ``epoch``,
+    ``value`` (what the method saw), ``best_so_far`` (the best seen) and ``regret`` (of the
+    true value of the report the best seen came from).
     """
+    from benchmarks.surrogate import NearestCurve
+
+    responder = responder or NearestCurve(curves)
+    rng = np.random.default_rng(seed)
     events: list[tuple[float, int, str]] = []
-    running: dict[str, list[int]] = {}  # key -> [curve, epochs done]
+    running: dict[str, list] = {}  # key -> [answer, epochs done]
     rows: list[dict[str, Any]] = []
     counter = {"trials": 0, "seq": 0}
 
@@ -228,9 +242,9 @@ def simulate(
         if params is None:
             return
         counter["trials"] += 1
-        index = curves.nearest(params)
-        running[key] = [index, 0]
-        push(now + overhead_s + curves.times[index][0], key)
+        answer = responder.answer(params, rng)
+        running[key] = [answer, 0]
+        push(now + overhead_s + answer.times[0], key)
 
     def push(when: float, key: str) -> None:
         counter["seq"] += 1
@@ -238,14 +252,14 @@ def simulate(
 
     for _ in range(workers):
         launch(0.0)
-    best = math.nan
+    best, regret = math.nan, math.inf
     better = (lambda a, b: a < b) if curves.mode == "min" else (lambda a, b: a > b)
     while events and len(rows) < epoch_budget:
         now, _, key = heapq.heappop(events)
-        index, done = running[key]
-        value = float(curves.values[index][done])
+        answer, done = running[key]
+        value = float(answer.observed[done])
         epoch = done + 1
-        ends = epoch == len(curves.values[index])
+        ends = epoch == len(answer.observed)
         report = {
             curves.metric: value,
             "value": value,
@@ -254,17 +268,17 @@ def simulate(
             FINISHED_KEY: ends,
         }
         if math.isfinite(value) and (math.isnan(best) or better(value, best)):
-            best = value
+            best, regret = value, responder.regret(float(answer.truth[done]))
         rows.append(
             {
                 "time_s": now,
                 "cum_epochs": len(rows) + 1,
                 "trial": key,
-                "curve": index,
+                "curve": answer.curve,
                 "epoch": epoch,
                 "value": value,
                 "best_so_far": best,
-                "regret": curves.regret(best) if not math.isnan(best) else math.inf,
+                "regret": regret,
             }
         )
         goes_on = engine.result(key, report, ends)
@@ -275,7 +289,7 @@ def simulate(
             launch(now)
         else:
             running[key][1] = epoch
-            push(now + curves.times[index][epoch], key)
+            push(now + answer.times[epoch], key)
     engine.close()
     return pd.DataFrame(rows)
 
@@ -356,17 +370,32 @@ REPLAY_METHODS: dict[str, ReplayMethod] = {
         ReplayMethod("bohb_tpe", "Hyperband brackets + TPE (scheduler=bohb)", ("scheduler=bohb",)),
         ReplayMethod("median_tpe", "median stopping + TPE", ("scheduler=median",)),
         ReplayMethod("asha_random", "ASHA + random", ("searcher=random",)),
+        # hpo's ASHA + TPE with one setting changed (candidate defaults, the former one)
+        ReplayMethod(
+            "asha_tpe_startup20",
+            "ASHA + TPE, 20 start-up trials",
+            ("searcher.n_startup_trials=20",),
+        ),
+        ReplayMethod(
+            "asha_tpe_multivariate",
+            "ASHA + multivariate TPE (the default before this comparison)",
+            ("searcher.multivariate=true",),
+        ),
         ReplayMethod("fifo_tpe", "FIFO + TPE", ("scheduler=fifo",)),
         ReplayMethod("fifo_random", "FIFO + random", ("searcher=random", "scheduler=fifo")),
     )
 }
 
 
-def run_replay(curves: Curves, method: ReplayMethod, cfg, epoch_budget: int, workers: int):
+def run_replay(
+    curves: Curves, method: ReplayMethod, cfg, epoch_budget: int, workers: int, responder=None
+):
     """One simulated run of ``method`` (``cfg``: the task's config with the method's
-    overrides and the run's seed); its report rows."""
+    overrides and the run's seed, which also seeds the surrogate's noise); its report rows."""
     # The study's journal fsyncs every write: in memory (tmpfs) where there is one.
     memory = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="hpo-replay-", dir=memory) as directory:
         engine = method.engine(cfg, curves.space, workers, Path(directory) / "journal.log")
-        return simulate(curves, engine, epoch_budget, workers)
+        return simulate(
+            curves, engine, epoch_budget, workers, responder=responder, seed=int(cfg.seed)
+        )

@@ -5,10 +5,13 @@ confidence intervals over seeds).
     python -m benchmarks.replay_report                 # the full run (minutes, one process)
     python -m benchmarks.replay_report --quick         # 3 seeds, 1 worker: a smoke run
     python -m benchmarks.replay_report --seeds 20 --workers 1 4 --trials 50
+    python -m benchmarks.replay_report --mode nearest  # answer with the nearest curve
 
-Reads benchmarks/results/curves_recorded.parquet (benchmarks.record_curves); writes
-benchmarks/results/replay_runs.parquet (one row per run, with its regret at fixed
-fractions of its budget), replay.md (the tables) and replay_anytime.png.
+Reads benchmarks/results/curves_recorded.parquet (benchmarks.record_curves) and, for the
+forest surrogate (``--mode forest``, the default), curves_folds.parquet (the fold spread
+that sets its noise); writes benchmarks/results/replay_runs.parquet (one row per run, with
+its regret at fixed fractions of its budget), replay.md (the tables) and
+replay_anytime.png, with ``_nearest`` before the suffix in ``--mode nearest``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from benchmarks.replay import (  # noqa: E402
     lookup_fidelity,
     run_replay,
 )
+from benchmarks.surrogate import RESPONDERS, make_responder  # noqa: E402
 
 RESULTS = RECORDED.parent
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)  # of the epoch budget, for the anytime regret (tables)
@@ -125,6 +129,7 @@ def run_all(
     workers: list[int],
     trials: int,
     stream=sys.stdout,
+    responders: dict | None = None,
 ) -> pd.DataFrame:
     """Every (task, method, workers, seed) run; one summary row each, with ``ttt_ratio``:
     the simulated time to reach the final regret of random search (FIFO) on the same task,
@@ -144,11 +149,13 @@ def run_all(
             for n_workers in workers:
                 for seed in seeds:
                     cfg = OmegaConf.merge(base, {"seed": seed})
-                    rows = run_replay(task_curves, method, cfg, budget, n_workers)
+                    responder = (responders or {}).get(task)
+                    rows = run_replay(task_curves, method, cfg, budget, n_workers, responder)
                     runs[(task, name, n_workers, seed)] = rows
                     summaries.append(
                         {"task": task, "method": name, "workers": n_workers, "seed": seed,
-                         "budget_epochs": budget, **run_summary(rows, budget)}
+                         "budget_epochs": budget, "curves": int(rows["curve"].nunique()),
+                         **run_summary(rows, budget)}
                     )  # fmt: skip
             if stream is not None:
                 print(
@@ -241,6 +248,8 @@ def method_table(frame: pd.DataFrame) -> pd.DataFrame:
             f"{fmt(ttt if ttt < 1e300 else math.inf, 2)} ({reached}/{len(ratios)})"
         )
         row["trials"] = f"{group['trials'].median():.0f}"
+        if "curves" in group:
+            row["distinct curves"] = f"{group['curves'].median():.0f}"
         rows.append(row)
     table = pd.DataFrame(rows)
     return table.sort_values(["workers", "median regret (tasks)"], kind="stable")
@@ -283,19 +292,19 @@ def pair_matrix(frame: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict(frame: pd.DataFrame) -> list[str]:
-    """Whether the default beats each reference on median regret across tasks."""
+def verdict(frame: pd.DataFrame, default: str = DEFAULT) -> list[str]:
+    """Whether ``default`` beats each reference on median regret across tasks."""
     lines = []
     for n_workers, group in frame.groupby("workers"):
         medians = group.groupby(["method", "task"])["final_regret"].median()
         across = medians.groupby("method").median()
         for reference in REFERENCES:
-            if reference not in across or DEFAULT not in across:
+            if reference not in across or default not in across:
                 continue
-            mine, theirs = across[DEFAULT], across[reference]
+            mine, theirs = across[default], across[reference]
             word = "beats" if mine < theirs else ("ties" if mine == theirs else "LOSES TO")
             lines.append(
-                f"{n_workers} worker(s): {DEFAULT} {word} {reference} on median regret "
+                f"{n_workers} worker(s): {default} {word} {reference} on median regret "
                 f"across tasks ({mine:.3f} vs {theirs:.3f})"
             )
     return lines
@@ -311,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=50, help="budget: full-length trials")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1 worker")
+    parser.add_argument("--mode", choices=RESPONDERS, default="forest", help="how to answer")
+    parser.add_argument("--load", nargs="*", type=Path, help="report these replay_runs files")
+    parser.add_argument("--pairs", nargs="*", default=[DEFAULT], help="methods paired with all")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.workers = 3, [1]
@@ -319,41 +331,59 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # Optuna's experimental-feature warnings
     started = time.perf_counter()
     curves = load_curves(args.input, args.tasks)
-    fidelity = {task: lookup_fidelity(c) for task, c in curves.items()}
+    nearest = {task: lookup_fidelity(c) for task, c in curves.items()}
+    responders = {task: make_responder(args.mode, c) for task, c in curves.items()}
+    fidelity = {task: r.fidelity() for task, r in responders.items()}
     methods = [m for m in args.methods if m in REPLAY_METHODS]
     if RANDOM_BASELINE not in methods:
         methods.append(RANDOM_BASELINE)
-    frame = run_all(curves, methods, list(range(args.seeds)), args.workers, args.trials)
+    if args.load:  # runs already simulated (for instance by processes split by --tasks)
+        frame = pd.concat([pd.read_parquet(path) for path in args.load], ignore_index=True)
+        frame = frame[frame["method"].isin(methods) & frame["task"].isin(curves)]
+    else:
+        seeds = list(range(args.seeds))
+        frame = run_all(curves, methods, seeds, args.workers, args.trials, responders=responders)
+    suffix = "" if args.mode == "forest" else f"_{args.mode}"
     args.output.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(args.output / "replay_runs.parquet", index=False)
-    plot_anytime(frame, args.output / "replay_anytime.png")
-    others = [m for m in methods if m != DEFAULT]
+    frame.to_parquet(args.output / f"replay_runs{suffix}.parquet", index=False)
+    plot_anytime(frame, args.output / f"replay_anytime{suffix}.png")
+    pairs = []
+    for first in (m for m in args.pairs if m in methods):
+        others = [m for m in methods if m != first]
+        pairs += [
+            f"## {first} against each method (paired by task, workers and seed)",
+            "",
+            markdown(pair_table(frame, first, others)),
+            "",
+        ]
     lines = [
-        f"# Simulated comparison ({args.seeds} seeds, workers {args.workers}, budget "
-        f"{args.trials} full-length trials, {time.perf_counter() - started:.0f}s)",
+        f"# Simulated comparison, {args.mode} replay ({args.seeds} seeds, workers "
+        f"{args.workers}, budget "
+        f"{args.trials} full-length trials, "
+        + ("reported from saved runs)" if args.load else f"{time.perf_counter() - started:.0f}s)"),
         "",
-        "Recorded curves: "
+        "Recorded curves, and the held-out rank correlation of a curve's best value with the "
+        f"answer's ({args.mode}; nearest-curve lookup): "
         + ", ".join(
-            f"{t} {len(c.values)} (lookup fidelity {fidelity[t]:.2f})" for t, c in curves.items()
+            f"{t} {len(c.values)} ({fidelity[t]:.2f}; {nearest[t]:.2f})" for t, c in curves.items()
         ),
         "",
-        *verdict(frame),
+        *[line for first in args.pairs for line in verdict(frame, first)],
         "",
-        "## Final regret (0 = the best recorded curve, 1 = the median one)",
+        "## Final regret (0 = the best "
+        + ("recorded curve" if args.mode == "nearest" else "surrogate mean")
+        + ", 1 = the median recorded one)",
         "",
         markdown(method_table(frame)),
         "",
-        f"## {DEFAULT} against each method (paired by task, workers and seed)",
-        "",
-        markdown(pair_table(frame, DEFAULT, others)),
-        "",
+        *pairs,
         "## Every pair: won-tied-lost of the row against the column (final regret)",
         "",
         markdown(pair_matrix(frame, methods)),
         "",
     ]
     text = "\n".join(lines)
-    (args.output / "replay.md").write_text(text)
+    (args.output / f"replay{suffix}.md").write_text(text)
     print(text)
     return 0
 

@@ -30,9 +30,10 @@ def test_at_least_four_real_tasks_a_regression_and_the_synthetic_one():
         assert definition.n_workers >= 1 and definition.mode in ("min", "max")
 
 
-def test_the_seven_methods_of_the_issue_are_registered():
+def test_the_methods_of_the_issue_and_the_former_default_are_registered():
     assert set(METHODS) == {
         "asha_tpe",
+        "asha_tpe_multivariate",
         "asha_tpe_stock",
         "asha_random",
         "fifo_tpe",
@@ -43,10 +44,14 @@ def test_the_seven_methods_of_the_issue_are_registered():
     assert DEFAULT in METHODS and RANDOM_BASELINE in METHODS
     assert METHODS["optuna_native"].baseline is run_native_optuna
     assert all(m.baseline is None for n, m in METHODS.items() if n != "optuna_native")
+    default, _ = compose_config(list(METHODS[DEFAULT].overrides))
+    former, _ = compose_config(list(METHODS["asha_tpe_multivariate"].overrides))
+    assert (default.searcher.multivariate, former.searcher.multivariate) == (False, True)
 
 
 EXPECTED = {  # searcher, its class, scheduler class, brackets
     "asha_tpe": ("tpe", StudySearcher, SuccessiveHalving, 1),
+    "asha_tpe_multivariate": ("tpe", StudySearcher, SuccessiveHalving, 1),
     "asha_tpe_stock": ("tpe", OptunaSearch, SuccessiveHalving, 1),
     "asha_random": ("random", StudySearcher, SuccessiveHalving, 1),
     "fifo_tpe": ("tpe", StudySearcher, FIFOScheduler, None),

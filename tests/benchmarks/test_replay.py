@@ -116,3 +116,39 @@ def test_run_all_measures_time_to_the_random_runs_target(curves):
     random_rows = frame[frame["method"] == "fifo_random"]
     assert (random_rows["ttt_ratio"] <= 1.0).all()  # random reaches its own final value
     assert (frame["final_regret"] >= 0).all()
+
+
+def test_the_forest_surrogate_is_smooth_noisy_and_held_out_better(curves):
+    from benchmarks.surrogate import ForestSurrogate, NearestCurve, fold_noise
+
+    noise = fold_noise(TASK)
+    assert noise.shape == (9,) and (noise > 0).all()  # from real per-fold values
+    forest = ForestSurrogate(curves, noise)
+    rng = np.random.default_rng(0)
+    params = curves.params[3]
+    first, again = forest.answer(params, rng), forest.answer(params, rng)
+    # The same configuration: one true curve, two noisy draws, the nearest curve's length.
+    np.testing.assert_array_equal(first.truth, again.truth)
+    assert not np.allclose(first.observed, again.observed)
+    assert len(first.observed) == len(curves.values[3]) and first.curve == 3
+    # Two nearby configurations that share a nearest curve get different true curves.
+    nudged = {**params, "optim.lr": params["optim.lr"] * 1.05}
+    assert curves.nearest(nudged) == 3
+    assert not np.allclose(forest.answer(nudged, rng).truth, first.truth)
+    assert forest.regret(forest.best) == 0.0
+    assert forest.regret(forest.best + forest.scale) == pytest.approx(1.0)
+    assert forest.fidelity() > NearestCurve(curves).fidelity()
+
+
+def test_a_forest_replay_charges_the_true_value_of_the_incumbent(curves):
+    from benchmarks.surrogate import make_responder
+
+    forest = make_responder("forest", curves)
+    rows = replay.run_replay(
+        curves, replay.REPLAY_METHODS["asha_tpe"], method_cfg("asha_tpe"), 60, 2, forest
+    )
+    assert len(rows) == 60 and (rows["regret"] >= 0).all()
+    assert rows["best_so_far"].is_monotonic_decreasing
+    # What the method saw is noisy: not the surrogate's mean.
+    answer = forest.answer(curves.params[0], np.random.default_rng(1))
+    assert not np.allclose(answer.observed, answer.truth)
