@@ -2,8 +2,9 @@
 2 layers) with a WordPiece tokenizer trained in the test on the Python language reference
 (pydoc_data, shipped with CPython), a few MLM steps, save_pretrained; then a real Ray
 sweep of 2 trials (LoRA on in one) x 2 folds on standard-library docstrings labelled by
-module topic, the export (ONNX with input_ids/attention_mask, LoRA merged), the report
-and `hpo predict` on a CSV. Bad inputs fail with one line before Ray."""
+module topic, the export (ONNX with input_ids/attention_mask, LoRA merged), the
+from-scratch refit, the report and `hpo predict` on a CSV. Bad inputs fail with one line
+before Ray. The example's pretraining corpus holds no task module or task text."""
 
 from __future__ import annotations
 
