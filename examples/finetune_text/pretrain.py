@@ -1,15 +1,17 @@
-"""Pretrain a small BERT on the Python language reference, offline, and save it.
+"""Pretrain a small BERT on standard-library docstrings, offline, and save it.
 
-A real architecture at a small size (transformers' ``BertConfig``: 2 layers, hidden 64, 2
+A real architecture at a small size (transformers' ``BertConfig``: 2 layers, hidden 128, 2
 heads by default), a WordPiece tokenizer trained with the ``tokenizers`` library on the
 same text, masked-language-model pretraining (15% of the tokens: 80% [MASK], 10% random,
 10% kept) on CPU for ``--minutes``, then ``save_pretrained`` of the encoder and the
 tokenizer into ``--out``: the folder ``model.pretrained`` points at. Nothing downloads;
-the corpus is ``pydoc_data.topics`` (corpus.py), shipped with CPython.
+the corpus (corpus.py's ``pretraining_texts``) is the docstrings of the standard-library
+modules that are *not* in the fine-tuning task, plus the language reference
+(``pydoc_data.topics``), all shipped with CPython.
 
 Run from the repository root::
 
-    python -m examples.finetune_text.pretrain --out runs/pretrained/pybert --minutes 4
+    python -m examples.finetune_text.pretrain --out runs/pretrained/pybert --minutes 15
     python -m examples.finetune_text.pretrain --out /tmp/pybert --minutes 0.2   # smoke run
 
 ``--minutes 0`` saves the random initialisation (the from-scratch baseline's weights are
@@ -80,10 +82,10 @@ def pretrain(
     out: str | Path,
     minutes: float = 4.0,
     layers: int = 2,
-    hidden: int = 64,
+    hidden: int = 128,
     heads: int = 2,
     vocab_size: int = 4000,
-    max_length: int = 48,
+    max_length: int = 64,
     batch_size: int = 32,
     lr: float = 1e-3,
     seed: int = 0,
@@ -95,6 +97,11 @@ def pretrain(
     from examples.finetune_text.corpus import pretraining_texts
 
     torch.manual_seed(seed)
+    corpus = (
+        "given texts"
+        if texts is not None
+        else ("standard-library docstrings outside the task's modules + pydoc_data.topics")
+    )
     texts = texts if texts is not None else pretraining_texts()
     tokenizer = train_tokenizer(texts, vocab_size)
     model = small_bert(tokenizer, layers, hidden, heads, max_length=max(128, max_length))
@@ -131,9 +138,17 @@ def pretrain(
     encoder.save_pretrained(out)
     tokenizer.save_pretrained(out)
     record = {
-        "corpus": "pydoc_data.topics (the Python language reference)" if texts else "given",
-        "paragraphs": len(texts),
-        "architecture": {"layers": layers, "hidden": hidden, "heads": heads, "vocab": len(tokenizer)},
+        "corpus": corpus,
+        "texts": len(texts),
+        "characters": sum(map(len, texts)),
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "architecture": {
+            "layers": layers,
+            "hidden": hidden,
+            "heads": heads,
+            "vocab": len(tokenizer),
+        },
         "steps": step,
         "seconds": round(time.perf_counter() - started, 1),
         "mlm_loss_first": _mean(losses[:20]),
@@ -153,14 +168,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", required=True, help="folder for save_pretrained")
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--vocab-size", type=int, default=4000)
+    parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     record = pretrain(args.out, args.minutes, args.layers, args.hidden, args.heads,
-                      args.vocab_size, seed=args.seed)  # fmt: skip
+                      args.vocab_size, args.max_length, seed=args.seed)  # fmt: skip
     print(json.dumps(record))
     return record
 

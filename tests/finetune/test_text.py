@@ -2,8 +2,9 @@
 2 layers) with a WordPiece tokenizer trained in the test on the Python language reference
 (pydoc_data, shipped with CPython), a few MLM steps, save_pretrained; then a real Ray
 sweep of 2 trials (LoRA on in one) x 2 folds on standard-library docstrings labelled by
-module topic, the export (ONNX with input_ids/attention_mask, LoRA merged), the report
-and `hpo predict` on a CSV. Bad inputs fail with one line before Ray."""
+module topic, the export (ONNX with input_ids/attention_mask, LoRA merged), the
+from-scratch refit, the report and `hpo predict` on a CSV. Bad inputs fail with one line
+before Ray. The example's pretraining corpus holds no task module or task text."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from examples.finetune_text.corpus import (
+    HELPERS,
+    _docstrings,
+    _stdlib_files,
+    docstring_rows,
+    excluded_module,
+    pretraining_texts,
+)
 from examples.finetune_text.corpus import TOPICS as ALL_TOPICS
-from examples.finetune_text.corpus import docstring_rows, pretraining_texts
 from examples.finetune_text.pretrain import pretrain
 from hpo.cli import main
 
@@ -25,7 +33,7 @@ TOPICS = ("numbers", "dates", "text")
 def tiny_bert(tmp_path_factory):
     """A save_pretrained folder: tiny BERT + its tokenizer, 3 MLM steps on pydoc text."""
     out = tmp_path_factory.mktemp("tiny_bert")
-    pretrain(out, texts=pretraining_texts()[:150], vocab_size=300, hidden=16, heads=2,
+    pretrain(out, texts=pretraining_texts(sources=("reference",))[:150], vocab_size=300, hidden=16, heads=2,
              layers=2, max_length=16, batch_size=8, max_steps=3)  # fmt: skip
     return out
 
@@ -45,6 +53,29 @@ def topics_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "topics.csv"
     pd.concat([frame, planted], ignore_index=True).to_csv(path, index=False)
     return path
+
+
+def test_pretraining_corpus_holds_no_task_module_and_no_task_text():
+    """The corpus is the other modules' docstrings: every task module, its package, private
+    twin and helpers are out, and no normalised task text is in it."""
+    from hpo.data.text import normalise
+
+    for modules in ALL_TOPICS.values():
+        for name in modules:
+            top = name.split(".")[0]
+            assert excluded_module(name) and excluded_module(f"{top}.sub")
+            assert excluded_module(f"_{top}") and excluded_module(f"_py{top}")
+    assert all(excluded_module(h) for h in HELPERS) and excluded_module("test.test_email")
+    assert not any(map(excluded_module, ("email.message", "xml.dom", "logging", "argparse")))
+    texts = pretraining_texts()
+    assert len(texts) > 10_000
+    task = {normalise(t) for t, _ in docstring_rows(ALL_TOPICS)}
+    assert not task & set(map(normalise, texts))
+    # Other modules' docstrings that repeat a task text (contextlib's "Enters the supplied
+    # context manager." is unittest's too) exist, and are what the dedupe drops.
+    raw = {normalise(b) for _, path in _stdlib_files(ALL_TOPICS) for d in _docstrings(path)
+           for b in d.split("\n\n")}  # fmt: skip
+    assert raw & task
 
 
 def test_quality_checks_find_the_planted_blemishes_and_test_leakage(tiny_bert, topics_csv):
@@ -116,6 +147,11 @@ def test_finetune_text_sweeps_exports_onnx_and_predicts(tiny_bert, topics_csv, t
     assert (best / "pretrained" / "tokenizer.json").is_file()
     report = json.loads((best / "report.json").read_text())
     assert report["onnx"]["passed"], report["onnx"]
+    # The from-scratch baseline (pretrained_weights=false): same config, rows and test rows.
+    scratch = report["from_scratch"]["test"]
+    assert scratch["rows"] == report["test"]["rows"] and 0.0 <= scratch["accuracy"] <= 1.0
+    assert "from scratch (same config, random weights): accuracy" in out
+    assert "Fine-tuned vs from scratch" in (best / "report.html").read_text()
     assert set(report["test"]["per_class"]) == set(TOPICS)
     assert np.sum(report["test"]["confusion_matrix"]) == report["test"]["rows"] == 24
     if report["test"]["accuracy"] < 1.0:

@@ -225,8 +225,9 @@ def export_lightning_best(
     names = class_names(datamodule, plan)
     predictions = _prediction_table(plan, outputs, labels)
     scratch = None
-    if plain["model"].get("pretrained") is True and baselines_enabled(cfg):
-        scratch = from_scratch_baseline(plain, kwargs, seed, data, plan)
+    weights_key = pretrained_weights_key(plain["model"])
+    if weights_key is not None and baselines_enabled(cfg):
+        scratch = from_scratch_baseline(plain, kwargs, seed, data, plan, weights_key)
     examples = test_examples(data, plan)
     if examples is not None and len(examples) == len(predictions):
         predictions.insert(0, "example", examples)
@@ -309,15 +310,25 @@ def fit_on_rest_rows(
     return trainer, time.perf_counter() - started
 
 
+def pretrained_weights_key(model: dict) -> str | None:
+    """The model key that switches a fine-tuning module's pretrained weights on, when they
+    are on: ``pretrained`` (model=finetune_image, a bool) or ``pretrained_weights``
+    (model=finetune_text, where ``pretrained`` is the folder)."""
+    for key in ("pretrained", "pretrained_weights"):
+        if model.get(key) is True:
+            return key
+    return None
+
+
 def from_scratch_baseline(
-    plain: dict, kwargs: dict, seed: int, data: Any, plan: FoldPlan
+    plain: dict, kwargs: dict, seed: int, data: Any, plan: FoldPlan, key: str = "pretrained"
 ) -> dict[str, Any]:
-    """A fine-tuning module's honest baseline: the same configuration with
-    ``pretrained: false`` (same architecture, random weights), refit on the same rows for
-    the same epochs and scored on the same test rows. Shows what the pretrained weights
-    buy (``export.baselines=false`` skips it)."""
+    """A fine-tuning module's honest baseline: the same configuration with ``key`` false
+    (same architecture, random weights), refit on the same rows for the same epochs and
+    scored on the same test rows. Shows what the pretrained weights buy
+    (``export.baselines=false`` skips it)."""
     L.seed_everything(seed, workers=True, verbose=False)
-    module = build_lightning_module({**plain["model"], "pretrained": False})
+    module = build_lightning_module({**plain["model"], key: False})
     _, fit_s = fit_on_rest_rows(module, kwargs, plain, data, plan, seed)
     outputs, labels = module_outputs(module.cpu().eval(), heldout_loader(data, plan))
     return {"test": test_metrics(plan, outputs, labels), "fit_s": fit_s}
