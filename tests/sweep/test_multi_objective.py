@@ -125,6 +125,7 @@ LIGHTNING_SWEEP = [
     "searcher=nsga2",
     "searcher.population_size=2",
     "cluster.num_cpus=2",
+    "export.baselines=false",
 ]
 
 

@@ -181,7 +181,7 @@ def plan_lightning(cfg: DictConfig, space: SearchSpace) -> FoldPlan:
     if cfg.metric not in plan.logged:
         raise ConfigError(
             f"config key `metric`: {plain['model']['_target_']} never logs {cfg.metric!r}; it "
-            f"logs {', '.join(plan.logged) or 'nothing'} (self.log(...) in its steps). Pick one "
-            "with metric=NAME mode=min|max."
+            f"logs {', '.join(logged) or 'nothing'} (self.log(...) in its steps; hpo adds "
+            f"{', '.join(COST_METRICS)}). Pick one with metric=NAME mode=min|max."
         )
     return plan
