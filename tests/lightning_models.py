@@ -195,3 +195,24 @@ class BrokenDigits(LitDigits):
 
     def forward(self, x):
         return self.net(x[:, :10])
+
+
+class TwoInputDigits(LitDigits):
+    """Its forward takes the pixels and a scale that only its own steps pass: a batch's
+    inputs alone cannot call it, so hpo cannot time it (latency_ms)."""
+
+    def forward(self, x, scale):
+        return self.net(x * scale)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self(x, 1.0), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x, 1.0)
+        self.val_acc(logits, y)
+        self.log("val_loss", F.cross_entropy(logits, y))
+        self.log("val_acc", self.val_acc)

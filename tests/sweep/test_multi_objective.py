@@ -106,3 +106,53 @@ def test_tpe_over_two_directions_samples_past_stopped_trials(tmp_path):
     states = [t.state for t in searcher.study.trials]
     assert states == [TrialState.COMPLETE, TrialState.PRUNED] * 3
     assert all(len(t.values) == 2 for t in searcher.study.trials if t.values)
+
+
+LIGHTNING_SWEEP = [
+    "model=lightning",
+    "model._target_=lightning_models.LitDigits",
+    "data=lightning",
+    "data._target_=lightning_models.DigitsDataModule",
+    "model.lr=0.01",
+    "model.hidden=choice(4, 128)",
+    "metric=[val_acc,latency_ms,param_count]",
+    "mode=[max,min,min]",
+    "cv.folds=2",
+    "trainer.max_epochs=2",
+    "budget.num_samples=4",
+    "budget.max_concurrent_trials=2",
+    "scheduler=fifo",
+    "searcher=nsga2",
+    "searcher.population_size=2",
+    "cluster.num_cpus=2",
+    "export.baselines=false",
+]
+
+
+@pytest.mark.slow
+def test_lightning_sweep_has_latency_and_size_as_objectives(ray_local, tmp_path):
+    """A user's LightningModule on the Lightning path: every trial reports latency_ms and
+    the module's real parameter count, and the export writes the front over them."""
+    from lightning_models import LitDigits
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["sweep", *LIGHTNING_SWEEP, f"run_dir={tmp_path / 'run'}"])
+    assert code == 0, printed.getvalue()
+    run_dir = tmp_path / "run"
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    reported = trials[trials["epoch"] > 0]
+    assert reported["trial_id"].nunique() == 4
+    assert (reported["latency_ms"] > 0).all()
+    hidden = [c for c in reported.columns if c.endswith("model.hidden")][0]
+    for size, rows in reported.groupby(hidden):
+        real = sum(p.numel() for p in LitDigits(hidden=int(size)).parameters())
+        assert (rows["param_count"] == real).all(), (size, rows["param_count"].unique())
+    study = load_run_study(run_dir / JOURNAL_FILE)
+    assert len(study.directions) == 3
+    assert all(len(t.values) == 3 for t in study.trials if t.state == TrialState.COMPLETE)
+    table = pd.read_csv(run_dir / "best" / "pareto.csv")
+    assert {"val_acc", "latency_ms", "param_count"} <= set(table.columns) and len(table) >= 1
+    best = json.loads((run_dir / "best_trial.json").read_text())
+    assert table.loc[table["chosen"], "trial_id"].tolist() == [best["trial_id"]]
+    assert (run_dir / "best" / "plots" / "pareto_front.png").stat().st_size > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import pytest
 from omegaconf import OmegaConf
@@ -9,6 +11,7 @@ from omegaconf import OmegaConf
 from hpo.cli import main
 from hpo.config import compose_config
 from hpo.data.datamodule import build_datamodule, fold_loaders, module_data
+from hpo.errors import TrialError
 from hpo.space import build_search_space
 from hpo.train.lightning_folds import LightningFolds
 from hpo.train.lightning_plan import plan_lightning
@@ -139,6 +142,11 @@ def test_a_loss_that_explodes_past_its_first_epoch_fails_the_trial_as_diverged(t
     [
         (["model._target_=lightning_models.LitDigits", "metric=val_f1"], ["val_f1", "val_acc, val_loss"]),
         (["model._target_=lightning_models.BrokenDigits"], ["model._target_", "one batch"]),
+        (["model._target_=lightning_models.TwoInputDigits", "metric=[val_acc,latency_ms]",
+          "mode=[max,min]", "searcher=nsga2"],
+         ["config key `metric`", "latency_ms cannot be measured", "TwoInputDigits(x)", "scale"]),
+        (["model._target_=lightning_models.LitDigits", "metric=[param_count,val_acc]",
+          "mode=[min,max]", "searcher=nsga2"], ["config key `metric`", "first objective"]),
         (["model._target_=lightning_models.LitDigits", "data._target_=lightning_models.StreamingDigits"],
          ["no length", "hpo_dataset"]),
         (["model._target_=lightning_models.LitDigits", "data._target_=lightning_models.UnlabelledDigits",
@@ -157,6 +165,38 @@ def test_bad_lightning_input_fails_in_one_line_before_ray_and_writes_nothing(
     for text in expected:
         assert text in line
     assert not run_dir.exists()
+
+
+def test_every_report_carries_the_modules_size_and_latency_once_measured(tmp_path):
+    plain, data, plan = setup_folds(tmp_path, "lightning_models.LitDigits", hidden=16)
+    folds = LightningFolds(plain, data, plan, tmp_path)
+    try:
+        reports = [folds.run_epoch() for _ in range(2)]
+    finally:
+        folds.close()
+    assert [r.metrics["param_count"] for r in reports] == [64 * 16 + 16 + 16 * 10 + 10] * 2
+    assert reports[0].metrics["latency_ms"] == reports[1].metrics["latency_ms"] > 0
+    assert "latency_ms" not in reports[0].fold_metrics  # one value per trial, not per fold
+
+
+def test_a_forward_that_cannot_take_the_batch_is_nan_and_fails_a_latency_objective(tmp_path):
+    plain, data, plan = setup_folds(tmp_path, "lightning_models.TwoInputDigits")
+    folds = LightningFolds(plain, data, plan, tmp_path)
+    try:
+        report = folds.run_epoch()
+    finally:
+        folds.close()
+    assert math.isnan(report.metrics["latency_ms"]) and report.metrics["param_count"] > 0
+    plain["objectives"] = [
+        {"metric": "val_acc", "mode": "max"},
+        {"metric": "latency_ms", "mode": "min"},
+    ]
+    folds = LightningFolds(plain, data, plan, tmp_path)
+    try:
+        with pytest.raises(TrialError, match="latency_ms is an objective.*TwoInputDigits"):
+            folds.run_epoch()
+    finally:
+        folds.close()
 
 
 def test_trainer_keys_reach_every_folds_real_trainer(tmp_path):
@@ -202,3 +242,4 @@ def test_folds_train_on_the_gpu_and_in_parallel_on_several(tmp_path):
     finally:
         folds.close()
     assert report.metrics["val_acc"] > 0.5
+    assert report.metrics["latency_ms"] > 0  # timed on the GPU, synchronized

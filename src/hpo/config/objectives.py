@@ -8,6 +8,11 @@ follows the first objective; ``objectives`` lists every objective (empty for one
 Optuna study gets one direction per objective (hpo.sweep.optuna_bridge) and the export
 picks one point of the Pareto front (hpo.export.pareto).
 
+Beside the quality metrics, both engines report the model's cost, ``latency_ms`` and
+``param_count`` (hpo.train.cost), so either can be an objective; on the Lightning path
+the first objective must be a metric the module logs (it drives early stopping), which
+hpo.train.lightning_plan checks with the module's logged metrics, before Ray.
+
 A multi-objective sweep needs a sampler that can rank vectors of values: nsga2, tpe,
 gp, random or grid (CMA-ES cannot), through hpo's own bridge (``searcher.bridge=fidelity``).
 """

@@ -19,6 +19,12 @@ the imports per fold and need resources of their own inside the trial's.
 
 Checkpoints are Lightning's own (``trainer.save_checkpoint`` in the paused fold); a restored
 fold continues with ``fit(ckpt_path=...)`` from its last epoch. No Ray here.
+
+The cost objectives (``latency_ms``, ``param_count``: hpo.train.cost) are measured once per
+trial, by one fold (fold 0, or the first one still training after a resume) in its own
+thread at the end of its first epoch that validated, on the first validation batch it saw;
+every report then carries them beside the fold means (one value, no std: the folds share
+one architecture).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from hpo.config.schema import LIGHTNING_TRAINER_KEYS
 from hpo.data.datamodule import FoldPlan, ModuleData, fold_loaders
 from hpo.errors import ConfigError, TrialError
 from hpo.models.build import build_lightning_module
+from hpo.train.cost import COST_METRICS, lightning_cost
 from hpo.train.divergence import DEFAULT_FACTOR, FirstEpochRule
 from hpo.train.loop import EpochSummary
 
@@ -140,6 +147,18 @@ class EpochBarrier(Checkpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.run.pause(trainer)
 
+    def on_validation_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        run = self.run
+        if run.measures_cost and run.cost is None and run.cost_batch is None:
+            run.cost_batch = batch  # on the device already: what validation_step gets
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -156,6 +175,10 @@ class _FoldRun:
         self.module = module
         self.loaders = loaders
         self.ckpt_path = ckpt_path
+        self.measures_cost = False  # set by the coordinator while the fold is paused
+        self.cost: dict[str, float] | None = None
+        self.cost_failure: str | None = None
+        self.cost_batch: Any = None
         self.thread = threading.Thread(target=self._main, name=f"hpo-fold-{index}", daemon=True)
         self.thread.start()
 
@@ -179,6 +202,9 @@ class _FoldRun:
     def pause(self, trainer: L.Trainer) -> None:
         """In the fold's thread, at its epoch end: report, then obey commands."""
         metrics = scalar_metrics(dict(trainer.callback_metrics))
+        if self.cost is None and self.cost_batch is not None:
+            self.cost, self.cost_failure = lightning_cost(trainer.lightning_module, self.cost_batch)
+            self.cost_batch = None
         self.events.put(("epoch", trainer.current_epoch + 1, metrics, bool(trainer.should_stop)))
         while True:
             command = self.commands.get()
@@ -269,6 +295,9 @@ class LightningFolds:
         gpus: float = 0.0,
     ) -> None:
         self.metric, self.mode = str(cfg["metric"]), str(cfg["mode"])
+        objectives = cfg.get("objectives") or [{"metric": self.metric}]
+        self.objective_names = {str(o["metric"]) for o in objectives}
+        self.cost: dict[str, float] | None = None
         self.trainer_cfg = dict(cfg["trainer"])
         self.max_epochs = int(self.trainer_cfg["max_epochs"])
         self.min_delta = float(self.trainer_cfg.get("min_delta") or 0.0)
@@ -345,6 +374,8 @@ class LightningFolds:
         """Every active fold trains one more epoch; returns the lockstep report."""
         self.epoch += 1
         active = [i for i, r in enumerate(self.records) if not r.stopped]
+        if self.cost is None and not any(self.runs[f].measures_cost for f in active):
+            self.runs[active[0]].measures_cost = True  # every fold is paused here
         for start in range(0, len(active), self.slots):
             chunk = active[start : start + self.slots]
             for fold in chunk:
@@ -367,6 +398,8 @@ class LightningFolds:
             self.runs[fold] = None
             return
         _, epoch, metrics, early_stop = event
+        if self.cost is None and run.cost is not None:
+            self._take_cost(run)
         if epoch != self.epoch:
             raise TrialError(
                 f"fold {fold} finished epoch {epoch} while the others are at {self.epoch}."
@@ -394,6 +427,11 @@ class LightningFolds:
             run.send("go")  # fit ends by itself now (should_stop or max_epochs)
             self._finish(fold)
 
+    def _take_cost(self, run: _FoldRun) -> None:
+        if run.cost_failure and "latency_ms" in self.objective_names:
+            raise TrialError(f"latency_ms is an objective, but {run.cost_failure}")
+        self.cost = run.cost
+
     def _finish(self, fold: int) -> None:
         run = self.runs[fold]
         if run is None:
@@ -420,6 +458,8 @@ class LightningFolds:
             mean = float(np.mean(values))
             metrics[name] = mean
             metrics[f"{name}_std"] = float(np.std(values))
+        for name in COST_METRICS:  # a metric the module logs itself under that name wins
+            metrics.setdefault(name, (self.cost or {}).get(name, math.nan))
         return EpochSummary(
             epoch=self.epoch,
             metrics=metrics,

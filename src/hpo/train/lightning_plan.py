@@ -4,7 +4,9 @@ batch (the preflight) to learn which metrics it logs.
 
 Every bad input surfaces here as one HPOError naming the key: a class that cannot be
 imported or built, a dataset with no length, unreadable labels under stratified folds, a
-``metric`` the module never logs (the ones it does log are listed).
+``metric`` the module never logs (the ones it does log are listed), a ``latency_ms``
+objective whose forward cannot be called on a validation batch. Besides what the module
+logs, every trial reports ``latency_ms`` and ``param_count`` (hpo.train.cost).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hpo.data.datamodule import plan_folds as cut_folds
 from hpo.errors import ConfigError, HPOError
 from hpo.models.build import build_lightning_module
 from hpo.space import SearchSpace
+from hpo.train.cost import COST_METRICS, forward_call, forward_failure
 from hpo.train.lightning_folds import instantiate_specs, quiet_lightning, scalar_metrics
 from hpo.train.trial import apply_params
 
@@ -50,14 +53,28 @@ def preflight_config(cfg: DictConfig, space: SearchSpace) -> dict[str, Any]:
     return apply_params(plain, {key: representative(d) for key, d in space.items()})
 
 
+class FirstValBatch(L.Callback):
+    """Keeps the first validation batch as ``validation_step`` gets it."""
+
+    def __init__(self) -> None:
+        self.batch: Any = None
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if self.batch is None:
+            self.batch = batch
+
+
 def logged_metrics(cfg: dict[str, Any], data: ModuleData, plan: FoldPlan) -> list[str]:
     """Fit the module for one train and one val batch of fold 0 on the CPU (no logger, no
-    checkpoint) and return the metric names it logged."""
+    checkpoint) and return the metric names it logged. With ``latency_ms`` an objective,
+    call the forward once on that val batch the way the trials time it."""
     L.seed_everything(int(cfg["seed"]), verbose=False)
     module = build_lightning_module(cfg["model"])
     instantiate_specs(cfg["trainer"].get("callbacks") or [], "callbacks")  # they build
     train, val = fold_loaders(data, plan, 0, int(cfg["seed"]))
+    first_val = FirstValBatch()
     trainer = L.Trainer(
+        callbacks=[first_val],
         accelerator="cpu",
         devices=1,
         max_epochs=1,
@@ -81,7 +98,27 @@ def logged_metrics(cfg: dict[str, Any], data: ModuleData, plan: FoldPlan) -> lis
                 f"config key `model._target_`: {cfg['model']['_target_']} failed on one batch "
                 f"of the DataModule's data: {type(exc).__name__}: {exc}"
             ) from exc
+    if "latency_ms" in {o["metric"] for o in cfg.get("objectives") or []}:
+        check_forward(cfg, module, first_val.batch)
     return sorted(scalar_metrics(dict(trainer.callback_metrics)))
+
+
+def check_forward(cfg: dict[str, Any], module: L.LightningModule, batch: Any) -> None:
+    """The forward the trials time runs on a validation batch, else one ConfigError."""
+    if batch is None:
+        raise ConfigError(
+            "config key `metric`: latency_ms is timed on a validation batch, and the "
+            "DataModule's val_dataloader gave none in the preflight."
+        )
+    module.eval()
+    try:
+        forward_call(module, batch)
+    except Exception as exc:
+        raise ConfigError(
+            f"config key `metric`: latency_ms cannot be measured: "
+            f"{forward_failure(module, exc)}. Make forward(x) take the batch's inputs, or "
+            "drop latency_ms from metric."
+        ) from exc
 
 
 # Model keys hpo fills from the data when the config says `auto` (the built-in fine-tuning
@@ -132,11 +169,19 @@ def plan_lightning(cfg: DictConfig, space: SearchSpace) -> FoldPlan:
     plan = cut_folds(data, cfg)
     fill_from_data(cfg.model, plan)
     fill_from_data(plain["model"], plan)
-    plan.logged = logged_metrics(plain, data, plan)
+    logged = logged_metrics(plain, data, plan)
+    plan.logged = logged + [m for m in COST_METRICS if m not in logged]
+    if cfg.metric in COST_METRICS and cfg.metric not in logged:
+        raise ConfigError(
+            f"config key `metric`: the first objective drives early stopping and the "
+            f"scheduler, which need a metric the module logs, not {cfg.metric}; list it "
+            f"after one, e.g. metric=[{logged[0] if logged else 'val_loss'},{cfg.metric}] "
+            "mode=[...]."
+        )
     if cfg.metric not in plan.logged:
         raise ConfigError(
             f"config key `metric`: {plain['model']['_target_']} never logs {cfg.metric!r}; it "
-            f"logs {', '.join(plan.logged) or 'nothing'} (self.log(...) in its steps). Pick one "
-            "with metric=NAME mode=min|max."
+            f"logs {', '.join(logged) or 'nothing'} (self.log(...) in its steps; hpo adds "
+            f"{', '.join(COST_METRICS)}). Pick one with metric=NAME mode=min|max."
         )
     return plan
