@@ -139,12 +139,17 @@ def forward_call(module: Any, batch: Any) -> Callable[[], Any]:
         return lambda: module(**inputs)
 
 
-def lightning_cost(module: Any, batch: Any) -> tuple[dict[str, float], str | None]:
+def lightning_cost(
+    module: Any, batch: Any, time_forward: bool = True
+) -> tuple[dict[str, float], str | None]:
     """``latency_ms`` and ``param_count`` of a live LightningModule on one validation
     batch (eval mode while timed, its mode restored), and why ``latency_ms`` is NaN
     (None when it is not): a forward that cannot take the batch's inputs, which one
-    warning per process says."""
+    warning per process says. ``time_forward=False`` (latency is not an objective) counts
+    the parameters only: nine forward passes of a large backbone on a CPU take seconds."""
     count = float(param_count(module))
+    if not time_forward:
+        return {"latency_ms": math.nan, "param_count": count}, None
     training = module.training
     module.eval()
     reason = None

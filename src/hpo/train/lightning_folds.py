@@ -176,6 +176,7 @@ class _FoldRun:
         self.loaders = loaders
         self.ckpt_path = ckpt_path
         self.measures_cost = False  # set by the coordinator while the fold is paused
+        self.times_forward = True  # False: latency_ms is no objective, count parameters only
         self.cost: dict[str, float] | None = None
         self.cost_failure: str | None = None
         self.cost_batch: Any = None
@@ -203,7 +204,9 @@ class _FoldRun:
         """In the fold's thread, at its epoch end: report, then obey commands."""
         metrics = scalar_metrics(dict(trainer.callback_metrics))
         if self.cost is None and self.cost_batch is not None:
-            self.cost, self.cost_failure = lightning_cost(trainer.lightning_module, self.cost_batch)
+            self.cost, self.cost_failure = lightning_cost(
+                trainer.lightning_module, self.cost_batch, self.times_forward
+            )
             self.cost_batch = None
         self.events.put(("epoch", trainer.current_epoch + 1, metrics, bool(trainer.should_stop)))
         while True:
@@ -375,6 +378,7 @@ class LightningFolds:
         self.epoch += 1
         active = [i for i, r in enumerate(self.records) if not r.stopped]
         if self.cost is None and not any(self.runs[f].measures_cost for f in active):
+            self.runs[active[0]].times_forward = "latency_ms" in self.objective_names
             self.runs[active[0]].measures_cost = True  # every fold is paused here
         for start in range(0, len(active), self.slots):
             chunk = active[start : start + self.slots]
