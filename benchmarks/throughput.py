@@ -14,7 +14,9 @@ default MLP, batch 64, one torch thread as a trial with cpus_per_trial=1 gets):
 * a 30-trial sweep's wall time vs the ideal, the sum of the trials' own time divided by
   the concurrency (``sweep_wall_vs_ideal``, goal <= 1.10 for trials of about 5 s), and
   the same with the fixed start-up (the trial actors' start, measured by a pilot sweep)
-  taken off (``wall_after_start_vs_ideal``: the waiting between trials);
+  taken off (``wall_after_start_vs_ideal``: the waiting between trials), and for ours
+  where the wall time went per worker (``breakdown``: its start, the waits between its
+  trials, the run's end; printed after the table);
 
 each for ``ours`` (hpo: folds trained together, the lean loop, actors reused) and for
 ``stock`` (folds one after another, each with a Lightning Trainer and a DataLoader; Ray
@@ -200,11 +202,45 @@ def sweep_ours(trials: int, epochs: int, workdir: Path, name: str = "ours") -> d
     )
     cfg.search_space = {"optim.lr": "tag(log, interval(1e-4, 3e-2))"}
     cfg = validate_config(OmegaConf.to_container(cfg))
-    start = time.perf_counter()
+    start, clock = time.perf_counter(), time.time()
     result = run_sweep(cfg, run_dir=workdir / name, stream=None)
     wall = time.perf_counter() - start
     compute = result.trials.groupby("trial_id")["time_total_s"].max()
-    return {"wall_s": wall, "trial_s": [float(v) for v in compute]}
+    return {
+        "wall_s": wall,
+        "trial_s": [float(v) for v in compute],
+        "breakdown": wall_breakdown(result.trials, clock, clock + wall),
+    }
+
+
+def wall_breakdown(rows, began: float, ended: float) -> dict[str, float]:
+    """Where a sweep's wall time went, per worker (Tune's ``pid``), from the trials' rows:
+    ``start_s`` from the call until a worker's first trial began (the driver's data
+    preparation, Tune's start, the worker's start and imports), ``between_trials_s`` the
+    time a worker waited between its trials (all gaps, and per gap), ``end_s`` from its
+    last trial's end to the call's return (the run's result files, Tune's end). A trial
+    spans its last report's ``timestamp`` (whole seconds, taken as the middle) less its
+    ``time_total_s``. Means over the workers."""
+    trials = rows.groupby("trial_id").agg(
+        end=("timestamp", "max"), busy=("time_total_s", "max"), pid=("pid", "last")
+    )
+    trials["end"] = trials["end"] + 0.5
+    trials["begin"] = trials["end"] - trials["busy"]
+    starts, gaps, ends, gap_count = [], [], [], 0
+    for _, worker in trials.sort_values("begin").groupby("pid"):
+        begins, finishes = worker["begin"].to_numpy(), worker["end"].to_numpy()
+        starts.append(float(begins[0] - began))
+        gaps.append(float((begins[1:] - finishes[:-1]).clip(min=0).sum()))
+        gap_count += len(worker) - 1
+        ends.append(float(ended - finishes[-1]))
+    workers = len(starts)
+    return {
+        "workers": workers,
+        "start_s": round(sum(starts) / workers, 2),
+        "between_trials_s": round(sum(gaps) / workers, 2),
+        "per_gap_s": round(sum(gaps) / max(1, gap_count), 2),
+        "end_s": round(sum(ends) / workers, 2),
+    }
 
 
 def git_commit() -> str:
@@ -291,6 +327,7 @@ def sweep_figures(
                 "trial_s": [round(t, 2) for t in pilot["trial_s"]],
                 "startup_s": round(startup, 2),
                 "trial_epoch_vs_cpu_epoch": round(slowdown, 2),
+                "breakdown": pilot["breakdown"],
             }
             for approach in ("ours", "stock"):
                 epochs = max(1, round(seconds / (cpu_epoch[approach] * slowdown)))
@@ -302,6 +339,8 @@ def sweep_figures(
                     count = max(min(trials, 2 * concurrency), min(trials, fits))
                     result = sweep_stock(data, plain_config(cfg), count, epochs, workdir)
                 raw[approach] = sweep_summary(result, epochs, concurrency, startup)
+                if "breakdown" in result:
+                    raw[approach]["breakdown"] = result["breakdown"]
                 for key in (
                     "sweep_wall_vs_ideal",
                     "wall_after_start_vs_ideal",
@@ -402,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print_table(figures)
+    for name in ("pilot", "ours"):  # where the sweep's wall time went, per worker
+        if "breakdown" in raw["sweep"].get(name, {}):
+            print(f"sweep {name}, per worker: {raw['sweep'][name]['breakdown']}")
     print(f"written {args.output} in {report['total_s']:.0f}s")
     return 0
 

@@ -35,7 +35,6 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
 from hpo.config.targets import DATA_OWN_KEYS, build_target
-from hpo.data.splits import holdout_split, make_folds
 from hpo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -251,6 +250,9 @@ def infer_task(labels: np.ndarray | None, declared: str) -> str:
 
 def plan_folds(data: ModuleData, cfg) -> FoldPlan:
     """The test split (unless the DataModule has a test set) and the k folds."""
+    # scikit-learn's splitters: the driver's work, kept off a trial's imports.
+    from hpo.data.splits import holdout_split, make_folds
+
     rows = _sized(data.dataset, "the DataModule's dataset")
     task = infer_task(data.labels, str(cfg.data.get("task", "auto")))
     strategy = str(cfg.cv.strategy)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from hpo.data import quality
 from hpo.data import target_transform as target_transforms
+from hpo.data.arrays import FoldArrays, TrialData
 from hpo.data.clean import clean_features, clean_target, narrow_spec, plan_cleaning, plan_drops
 from hpo.data.duplicates import decide, duplicates_setting
 from hpo.data.files import listed
@@ -29,36 +30,6 @@ from hpo.data.preprocessing import (
 from hpo.data.sources import Table, load_table
 from hpo.data.splits import check_sizes, group_labels, holdout_split, infer_task, make_folds
 from hpo.errors import DataError
-
-
-@dataclass
-class FoldArrays:
-    """One fold's preprocessed arrays. Regression targets are transformed
-    (``target_transform``, hpo.data.target_transform) and standardized with the train
-    part's mean and std of the transformed values (``y_mean``, ``y_std``); metrics undo
-    both."""
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    train_rows: np.ndarray  # positions in the non-test rows
-    val_rows: np.ndarray
-    y_mean: float = 0.0
-    y_std: float = 1.0
-    target_transform: str = "none"  # none | log | log1p
-
-
-@dataclass
-class TrialData:
-    """What every trial needs, put into Ray's object store once."""
-
-    folds: list[FoldArrays]
-    input_dim: int
-    output_dim: int
-    task: str
-    classes: list | None
-    feature_names: list[str] = field(default_factory=list)  # the columns of X
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from hpo.data.prepare import FoldArrays, TrialData
+from hpo.data.arrays import FoldArrays, TrialData
 from hpo.errors import TrialError
 from hpo.models.batched_mlp import FoldBatchedMLP
 from hpo.models.build import build_module

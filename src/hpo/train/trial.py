@@ -17,8 +17,8 @@ import torch
 from ray import tune
 
 from hpo.config.targets import is_lightning_data
+from hpo.data.arrays import TrialData
 from hpo.data.datamodule import FoldPlan, ModuleData, build_datamodule, module_data
-from hpo.data.prepare import TrialData
 from hpo.errors import TrialError
 from hpo.train.lightning_folds import LightningFolds
 from hpo.train.loop import FoldTrainer
