@@ -230,10 +230,12 @@ def header_line(cfg: DictConfig, prepared, task: str) -> str:
             f"hpo: {task} on {cfg.data.name}: {len(prepared.train_idx)} rows for "
             f"{cfg.cv.folds}-fold CV, {len(prepared.test_idx)} held out for the test"
         )
+    logged = [m for m in prepared.logged if m not in COST_METRICS]
     return (
         f"hpo: {task} on {cfg.data._target_} (a real lightning.Trainer per fold): "
         f"{len(prepared.rest_rows)} rows for {cfg.cv.folds}-fold CV ({prepared.strategy}); "
-        f"{'; '.join(prepared.notes)}; logged metrics: {', '.join(prepared.logged)}"
+        f"{'; '.join(prepared.notes)}; logged metrics: {', '.join(logged)}; added by hpo: "
+        f"{', '.join(COST_METRICS)}"
     )
 
 
