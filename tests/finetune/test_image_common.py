@@ -85,3 +85,46 @@ def test_label_smoothing_only_in_the_training_loss():
     assert train_loss(logits, soft, "classification", 0.1).ndim == 0
     with pytest.raises(ConfigError, match="model.label_smoothing"):
         train_loss(logits, y, "classification", 0.9)
+
+
+def test_regression_head_is_fitted_to_the_training_rows_values_only(tmp_path):
+    """TargetScaling: the mean and spread come from the rows the Trainer trains on (a
+    Subset, as hpo's folds are), are saved with the weights, and the untrained module
+    already predicts the training mean."""
+    import lightning as L
+    from torch.utils.data import DataLoader, Dataset, Subset
+    from transformers import ResNetConfig, ResNetModel
+
+    from hpo.models.finetune.image import ImageFinetuner
+
+    class Rows(Dataset):
+        def __init__(self):
+            torch.manual_seed(1)
+            self.x = torch.randn(40, 1, 16, 16)
+            self.targets = [1000.0 + 10 * i for i in range(40)]
+
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return self.x[i], torch.tensor(self.targets[i], dtype=torch.float32)
+
+    config = ResNetConfig(num_channels=1, embedding_size=8, hidden_sizes=[8], depths=[1],
+                          layer_type="basic")  # fmt: skip
+    ResNetModel(config).save_pretrained(tmp_path / "resnet")
+    model = ImageFinetuner(weights=str(tmp_path / "resnet"), num_classes=1, task="regression",
+                           lr=1e-9, warmup_epochs=0)  # fmt: skip
+    rows = Rows()
+    train = Subset(rows, list(range(0, 20)))  # values 1000..1190; the rest are never seen
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, DataLoader(train, batch_size=8))
+    seen = torch.tensor(rows.targets[:20])
+    assert float(model.target_mean) == pytest.approx(float(seen.mean()))
+    assert float(model.target_std) == pytest.approx(float(seen.std()))
+    model.eval()
+    with torch.no_grad():
+        predicted = model(rows.x[:20]).squeeze(-1)
+    # lr ~0: the head is still random, yet its predictions sit at the training mean's scale
+    assert (predicted - seen.mean()).abs().max() < 5 * seen.std()
+    assert {"target_mean", "target_std", "target_fitted"} <= set(model.state_dict())

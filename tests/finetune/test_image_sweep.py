@@ -159,3 +159,87 @@ def test_bad_fine_tuning_input_is_one_line_before_ray(faces, tmp_path, capsys, e
     for name in names:
         assert name in line, line
     assert not run.exists()
+
+
+@pytest.fixture(scope="module")
+def digit_values(tmp_path_factory):
+    """scikit-learn's digit images as PNG files with a targets table: file, value (the
+    digit as a number: a real, ordered target) — plus one row without a value."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    root = tmp_path_factory.mktemp("digit_values") / "images"
+    root.mkdir()
+    rows = []
+    for i in range(240):
+        name = f"d{i:04d}.png"
+        pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(root / name)
+        rows.append({"file": name, "value": float(digits.target[i])})
+    rows.append({"file": "d0000.png", "value": None})
+    table = root.parent / "values.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    return root, table
+
+
+@pytest.mark.slow
+def test_image_regression_sweep_export_and_predict(
+    faces, digit_values, tmp_path, capsys, ray_local
+):
+    """data.targets makes an image regression set: one-output head, MSE, KFold folds, the
+    regression report, ONNX and hpo predict returning values."""
+    _, weights = faces
+    folder, table = digit_values
+    run = tmp_path / "run"
+    extra = (f"data.targets={table}", "data.target=value", "metric=val_loss", "mode=min",
+             "data.hflip=false", "trainer.max_epochs=6", "model.lr=1e-2",
+             "model.backbone_lr_mult=1", "model.warmup_epochs=0", "data.batch_size=32",
+             "search_space.model.lr=null", "search_space.model.backbone_lr_mult=null",
+             "search_space.model.unfreeze_epoch=null")  # fmt: skip
+    code = main(["sweep", *overrides(folder, weights, run, *extra)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "regression on hpo.data.images.ImageFolderDataModule" in out and "(kfold)" in out
+    trials = pd.read_parquet(run / "trials.parquet")
+    assert {"val_loss", "val_mae", "fold_val_loss"} <= set(trials.columns)
+    quality = json.loads((run / "data_quality.json").read_text())
+    assert quality["images"] == 240 and quality["classes"] is None
+    assert quality["targets"]["min"] == 0.0 and quality["targets"]["max"] == 9.0
+    assert quality["rows_without_target"]["count"] == 1
+
+    best = run / "best"
+    manifest = json.loads((best / "model.json").read_text())
+    assert manifest["task"] == "regression" and manifest["onnx"] == "model.onnx"
+    report = json.loads((best / "report.json").read_text())
+    test = report["test"]
+    assert test["rows"] == 48 and {"rmse", "mae", "r2"} <= set(test)
+    # better than predicting the mean value for every image (RMSE = the values' std)
+    assert test["rmse"] < np.std(load_digit_values(table)), test
+    predictions = pd.read_parquet(best / "test_predictions.parquet")
+    assert predictions["prediction"].dtype.kind == "f" and len(predictions) == 48
+
+    preds = tmp_path / "values.csv"
+    assert main(["predict", str(best), str(folder), "--output", str(preds)]) == 0
+    frame = pd.read_csv(preds)
+    assert len(frame) == 240 and frame["prediction"].dtype.kind == "f"
+
+
+def load_digit_values(table: Path) -> np.ndarray:
+    return pd.read_csv(table)["value"].dropna().to_numpy()
+
+
+def test_image_targets_naming_a_missing_file_is_one_line_before_ray(
+    faces, digit_values, tmp_path, capsys
+):
+    _, weights = faces
+    folder, table = digit_values
+    broken = tmp_path / "values.csv"
+    frame = pd.read_csv(table)
+    frame.loc[3, "file"] = "nowhere.png"
+    frame.to_csv(broken, index=False)
+    run = tmp_path / "run"
+    extra = (f"data.targets={broken}", "data.target=value", "metric=val_loss", "mode=min")
+    assert main(["sweep", *overrides(folder, weights, run, *extra)]) == 2
+    line = error_line(capsys)
+    assert "data.targets" in line and "nowhere.png" in line
+    assert not run.exists()

@@ -30,7 +30,7 @@ class FolderIndex:
     """The readable images of an ImageFolder and what the checks found."""
 
     files: list[Path]
-    labels: list[int]
+    labels: list[Any]  # class positions (int), or the target values (float) for regression
     hashes: list[str]
     pixels: list[torch.Tensor | None]  # decoded uint8 [C, H, W] when cached, else None
     bad: list[dict[str, str]] = field(default_factory=list)
@@ -90,6 +90,34 @@ def index_folder(
     return index
 
 
+def index_targets(
+    root: Path, files: list[str], values: list[float], mode: str, cache: bool
+) -> FolderIndex:
+    """Decode the images a targets table names (paths relative to ``root`` or absolute),
+    each with its value: the regression rows. A named file that does not exist is an
+    error naming ``data.targets``; an unreadable one is listed like a folder's."""
+    index = FolderIndex([], [], [], [])
+    for name, value in zip(files, values):
+        path = Path(name) if Path(name).is_absolute() else root / name
+        if not path.is_file():
+            raise DataError(
+                f"config key `data.targets`: names {name}, which is not a file under "
+                f"{root}; fix the path (relative to data.path) or drop that row."
+            )
+        try:
+            pixels = decode(path, mode)
+        except DECODE_ERRORS as exc:
+            index.bad.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        index.files.append(path)
+        index.labels.append(float(value))
+        index.hashes.append(pixel_hash(pixels))
+        index.pixels.append(pixels if cache else None)
+    if not index.files:
+        raise DataError(f"config key `data.targets`: no readable image among its rows ({root}).")
+    return index
+
+
 def keep_rows(index: FolderIndex, rows: list[int]) -> FolderIndex:
     pick = lambda values: [values[i] for i in rows]  # noqa: E731
     return FolderIndex(
@@ -124,11 +152,15 @@ def image_quality(
     duplicates: dict[str, Any],
     preprocessing: dict[str, Any],
 ) -> dict[str, Any]:
-    """What data_quality.json says about an image folder."""
+    """What data_quality.json says about an image folder (no ``classes``: regression
+    rows, whose values are summarised instead of class counts)."""
     counts = Counter(train.labels)
     per_class = {name: int(counts.get(i, 0)) for i, name in enumerate(classes)}
-    smallest, largest = min(per_class.values()), max(per_class.values())
-    ratio = largest / smallest if smallest else math.inf
+    if per_class:
+        smallest, largest = min(per_class.values()), max(per_class.values())
+        ratio = largest / smallest if smallest else math.inf
+    else:
+        ratio = 1.0
     bad = [*train.bad, *(test.bad if test else [])]
     warnings = []
     if bad:
@@ -152,7 +184,8 @@ def image_quality(
         "source": "images",
         "images": len(train.files),
         "test_images": len(test.files) if test else None,
-        "classes": per_class,
+        "classes": per_class or None,
+        "targets": None if per_class else _value_summary(train.labels),
         "imbalance_ratio": ratio if math.isfinite(ratio) else None,
         "unreadable": {"count": len(bad), "files": bad[:LISTED]},
         "duplicates": {k: (v[:LISTED] if isinstance(v, list) else v) for k, v in duplicates.items()}
@@ -161,3 +194,9 @@ def image_quality(
         "preprocessing": preprocessing,
         "warnings": warnings,
     }
+
+
+def _value_summary(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=float)
+    return {"min": float(array.min()), "median": float(np.median(array)),
+            "max": float(array.max()), "std": float(array.std())}  # fmt: skip

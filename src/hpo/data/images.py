@@ -26,6 +26,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
@@ -39,8 +40,10 @@ from hpo.data.image_checks import (
     image_files,
     image_quality,
     index_folder,
+    index_targets,
     keep_rows,
 )
+from hpo.data.text import read_table, text_column
 from hpo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -165,8 +168,9 @@ class ImageRows(Dataset):
         crop_scale: float = 0.6,
         hflip: bool = True,
         jitter: float = 0.0,
+        regression: bool = False,
     ) -> None:
-        self.index, self.prep, self.mode = index, prep, mode
+        self.index, self.prep, self.mode, self.regression = index, prep, mode, regression
         self.augment, self.crop_scale, self.hflip, self.jitter = augment, crop_scale, hflip, jitter
         self.targets = list(index.labels)
         self.examples = [str(p) for p in index.files]
@@ -180,7 +184,7 @@ class ImageRows(Dataset):
         cached = self.index.pixels[i]
         return cached if cached is not None else decode(self.index.files[i], self.mode)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         pixels = self.pixels(i)
         if self.augment and self.crop_scale < 1.0:
             pixels = random_resized_crop(pixels, self.crop_scale)
@@ -192,7 +196,10 @@ class ImageRows(Dataset):
                 gain = 1.0 + float(torch.empty(1).uniform_(-self.jitter, self.jitter))
                 contrast = 1.0 + float(torch.empty(1).uniform_(-self.jitter, self.jitter))
                 x = ((x - x.mean()) * contrast + x.mean() * gain).clamp(0.0, 1.0)
-        return (x - self.mean) / self.std, self.index.labels[i]
+        label = self.index.labels[i]
+        if self.regression:  # a float32 target (default collate would make float64)
+            label = torch.tensor(float(label), dtype=torch.float32)
+        return (x - self.mean) / self.std, label
 
 
 class ImageFolderDataModule(L.LightningDataModule):
@@ -218,6 +225,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         on_duplicate: ``drop`` (keep the first copy; a training image also in the test
             folder is dropped from training), ``keep`` (listed only) or ``error``.
         cache: Keep the decoded images in memory (read from disk once).
+        targets: Regression: a CSV or Parquet file of image files (relative to ``path``, or
+            absolute) and their values; class folders are then not needed, the rows are
+            the table's (an empty value drops its row, listed), and hpo cuts the test.
+        file_column, target: The targets table's columns of files and of values.
     """
 
     def __init__(
@@ -237,8 +248,14 @@ class ImageFolderDataModule(L.LightningDataModule):
         on_bad_image: str = "skip",
         on_duplicate: str = "drop",
         cache: bool = True,
+        targets: str | None = None,
+        file_column: str = "file",
+        target: str = "target",
     ) -> None:
         super().__init__()
+        self.targets = None if targets in (None, "", "None") else str(targets)
+        self.file_column, self.target = str(file_column), str(target)
+        self.regression = self.targets is not None
         _choice("on_bad_image", on_bad_image, ("skip", "error"))
         _choice("on_duplicate", on_duplicate, ("drop", "keep", "error"))
         mode = mode or backbone_mode(processor)
@@ -275,6 +292,8 @@ class ImageFolderDataModule(L.LightningDataModule):
                 "image folder laid out PATH/<class>/<image> (or PATH/train/... and "
                 "PATH/test/...)."
             )
+        if self.regression:
+            return root, None  # the targets table names the rows; hpo cuts the test
         split = (root / "train").is_dir() and (root / "test").is_dir()
         train_root = root / "train" if split else root
         self.classes = class_names(train_root)
@@ -289,7 +308,12 @@ class ImageFolderDataModule(L.LightningDataModule):
         if self.train_rows is not None:
             return
         self.train_root, self.test_root = self.layout()
-        train = index_folder(self.train_root, self.classes, self.mode, self.cache)
+        self.missing_targets: list[str] = []
+        train = (
+            self._index_targets()
+            if self.regression
+            else index_folder(self.train_root, self.classes, self.mode, self.cache)
+        )
         test = (
             index_folder(self.test_root, self.classes, self.mode, self.cache)
             if self.test_root
@@ -298,13 +322,44 @@ class ImageFolderDataModule(L.LightningDataModule):
         self._check_bad([*train.bad, *(test.bad if test else [])])
         train, duplicates = self._dedupe(train, test)
         self.quality = image_quality(train, test, self.classes, duplicates, self.prep.as_dict())
+        if self.missing_targets:
+            self.quality["rows_without_target"] = {
+                "count": len(self.missing_targets), "files": self.missing_targets[:20]
+            }  # fmt: skip
+            self.quality["warnings"].append(
+                f"{len(self.missing_targets)} row(s) of data.targets without a value dropped"
+            )
         self.train_index, self.test_index = train, test
         self.train_rows = self.rows(train, augment=self.use_augment)
         self.eval_rows = self.rows(train, augment=False)
         self.test_rows = self.rows(test, augment=False) if test else None
 
     def rows(self, index: FolderIndex, augment: bool) -> ImageRows:
-        return ImageRows(index, self.prep, self.mode, augment, **self.augment)
+        return ImageRows(
+            index, self.prep, self.mode, augment, **self.augment, regression=self.regression
+        )
+
+    def _index_targets(self) -> FolderIndex:
+        """The regression rows: the targets table's files and numeric values."""
+        frame = read_table(self.targets, "data.targets")
+        files = text_column(frame, self.file_column, "data.file_column", self.targets)
+        values = pd.to_numeric(
+            text_column(frame, self.target, "data.target", self.targets), errors="coerce"
+        )
+        raw = text_column(frame, self.target, "data.target", self.targets)
+        stray = raw.notna() & values.isna()
+        if stray.any():
+            raise DataError(
+                f"config key `data.target`: column {self.target!r} of {self.targets} holds "
+                f"non-numbers (e.g. {raw[stray].iloc[0]!r} for {files[stray].iloc[0]}); "
+                "regression needs numbers (class folders make a classification set)."
+            )
+        keep = values.notna() & files.notna()
+        self.missing_targets = files[~keep].astype(str).tolist()
+        return index_targets(
+            self.train_root, files[keep].astype(str).tolist(), values[keep].tolist(),
+            self.mode, self.cache,
+        )  # fmt: skip
 
     def _check_bad(self, bad: list[dict[str, str]]) -> None:
         if bad and self.on_bad_image == "error":
@@ -352,9 +407,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         }
 
     def hpo_class_names(self) -> list[str]:
-        """Label i is ``classes[i]``, the sorted class folder names (best/model.json)."""
+        """Label i is ``classes[i]``, the sorted class folder names (best/model.json);
+        none for regression."""
         self.setup("fit")
-        return list(self.classes)
+        return [] if self.regression else list(self.classes)
 
     def hpo_preprocessing(self) -> dict[str, Any]:
         """The input steps the exported model needs (written into best/model.json)."""

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Subset
 
 from hpo.errors import ConfigError
 
@@ -261,6 +262,57 @@ def eval_loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.
     if task == "regression":
         return F.mse_loss(outputs.squeeze(-1), targets.float())
     return F.cross_entropy(outputs, targets)
+
+
+def loader_targets(loader: Any) -> torch.Tensor:
+    """The targets of a training loader's rows: its dataset's ``targets`` attribute through
+    any ``Subset`` (hpo's folds: hpo.data.images, hpo.data.text), else read from its
+    batches' second items."""
+    dataset, rows = getattr(loader, "dataset", None), None
+    while isinstance(dataset, Subset):
+        picked = list(dataset.indices)
+        rows = picked if rows is None else [picked[i] for i in rows]
+        dataset = dataset.dataset
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        values = torch.as_tensor([float(v) for v in targets], dtype=torch.float32)
+        return values if rows is None else values[torch.as_tensor(rows, dtype=torch.long)]
+    return torch.cat([torch.as_tensor(batch[1]).float().reshape(-1) for batch in loader])
+
+
+class TargetScaling:
+    """Mixin for regression heads: the head predicts the standardised value and
+    ``scale_output`` maps it back, with the mean and spread of the rows the module is
+    fitted on (a fold's training part, or the refit's rows: never validation or test
+    rows), measured when training starts and saved with the weights (buffers), so the
+    checkpoint and model.onnx give values in the target's units.
+
+    Pitfall it addresses: a fresh head starts near 0; a target in the thousands (or 4.5 on
+    average) would spend the whole budget moving the head's bias, and the fine-tuning
+    rates that suit classification look broken for regression.
+    """
+
+    task: str
+
+    def init_target_scaling(self) -> None:
+        if self.task == "regression":
+            self.register_buffer("target_mean", torch.zeros(()))
+            self.register_buffer("target_std", torch.ones(()))
+            self.register_buffer("target_fitted", torch.zeros((), dtype=torch.bool))
+
+    def on_train_start(self) -> None:
+        if self.task != "regression" or bool(self.target_fitted):
+            return  # a resumed fold keeps the statistics of its checkpoint
+        values = loader_targets(self.trainer.train_dataloader)
+        spread = float(values.std()) if len(values) > 1 else 0.0
+        self.target_mean.fill_(float(values.mean()))
+        self.target_std.fill_(spread if spread > 1e-8 else 1.0)
+        self.target_fitted.fill_(True)
+
+    def scale_output(self, outputs: torch.Tensor) -> torch.Tensor:
+        if self.task != "regression":
+            return outputs
+        return outputs * self.target_std + self.target_mean
 
 
 class FreezeHooks:

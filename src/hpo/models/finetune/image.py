@@ -1,9 +1,11 @@
 """``model=finetune_image``: a pretrained image backbone with a new head for the task's
-classes, and the fine-tuning keys as constructor arguments (README "Fine-tuning (images)").
+classes (or one output for regression), and the fine-tuning keys as constructor arguments
+(README "Fine-tuning (images)").
 
 Batches are ``(images, labels)`` (hpo.data.images). It logs ``train_loss``, ``val_loss``
-(never label-smoothed), ``val_acc``, and ``test_loss``/``test_acc``; ``forward`` returns
-logits, ``predict_step`` class probabilities.
+(never label-smoothed; MSE for regression), ``val_acc`` (classification) or ``val_mae``
+(regression), and the same for ``test_``; ``forward`` returns logits (or values),
+``predict_step`` class probabilities (or values).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from hpo.models.finetune.common import (
     ClassifierHead,
     FreezeHooks,
     FreezeSchedule,
+    TargetScaling,
     check_range,
     eval_loss,
     finetune_optimizers,
@@ -29,10 +32,16 @@ from hpo.models.finetune.common import (
 
 
 def mix_batch(
-    x: torch.Tensor, y: torch.Tensor, classes: int, mixup: float, cutmix: float
+    x: torch.Tensor,
+    y: torch.Tensor,
+    classes: int,
+    mixup: float,
+    cutmix: float,
+    regression: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup (blend two images) or CutMix (paste a box of one into another), one of the
-    two at random when both are on; the targets become the matching soft labels.
+    two at random when both are on; the targets become the matching soft labels (for
+    regression, the same blend of the two values).
 
     Pitfall it addresses: a few hundred images are memorised within epochs; mixing pairs
     regularises the decision boundary. Off on validation rows (it is in training_step).
@@ -41,7 +50,7 @@ def mix_batch(
     alpha = cutmix if use_cutmix else mixup
     lam = float(torch.distributions.Beta(alpha, alpha).sample())
     perm = torch.randperm(x.shape[0], device=x.device)
-    soft = nn.functional.one_hot(y, classes).to(x.dtype)
+    soft = y.to(x.dtype) if regression else nn.functional.one_hot(y, classes).to(x.dtype)
     if use_cutmix:
         height, width = x.shape[-2:]
         cut = (1 - lam) ** 0.5
@@ -56,7 +65,7 @@ def mix_batch(
     return x, lam * soft + (1 - lam) * soft[perm]
 
 
-class ImageFinetuner(FreezeHooks, L.LightningModule):
+class ImageFinetuner(FreezeHooks, TargetScaling, L.LightningModule):
     """A backbone (``model.backbone``, weights from ``model.weights``) and a new head.
 
     Args:
@@ -64,7 +73,10 @@ class ImageFinetuner(FreezeHooks, L.LightningModule):
             ``timm:NAME`` or a bare NAME (torchvision, then timm).
         weights: Local weights: the save_pretrained directory, or a state-dict file.
         pretrained: False: same architecture, random weights (the from-scratch baseline).
-        num_classes: Outputs of the head; ``auto``: the classes hpo found.
+        num_classes: Outputs of the head; ``auto``: the classes hpo found (1 for
+            regression).
+        task: ``classification`` or ``regression`` (``auto``: hpo fills it from the data;
+            ``data.targets`` makes a regression set).
         lr: Learning rate of the head (peak of the schedule).
         backbone_lr_mult: The backbone's rate as a fraction of ``lr``.
         layer_decay: Each block below the top gets ``layer_decay`` times the rate above it.
@@ -88,6 +100,7 @@ class ImageFinetuner(FreezeHooks, L.LightningModule):
         weights: str | None = None,
         pretrained: bool = True,
         num_classes: int | str = "auto",
+        task: str = "classification",
         lr: float = 1e-3,
         backbone_lr_mult: float = 0.1,
         layer_decay: float = 1.0,
@@ -105,6 +118,11 @@ class ImageFinetuner(FreezeHooks, L.LightningModule):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        if task not in ("classification", "regression"):
+            raise ConfigError(
+                f"config key `model.task`: classification or regression, not {task!r} "
+                "(`auto` is filled in by hpo from the data)."
+            )
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ConfigError(
                 f"config key `model.num_classes`: {num_classes!r}; `auto` is filled in by hpo "
@@ -119,7 +137,10 @@ class ImageFinetuner(FreezeHooks, L.LightningModule):
         built = build_backbone(str(backbone), weights, bool(pretrained), float(drop_path))
         self.backbone = built.module
         self.blocks = built.blocks
-        self.head = ClassifierHead(built.features, num_classes, head_dropout)
+        self.task = task
+        outputs = num_classes if task == "classification" else 1
+        self.head = ClassifierHead(built.features, outputs, head_dropout)
+        self.init_target_scaling()
         self.freeze = FreezeSchedule(built.blocks, unfreeze_epoch, trainable_blocks)
         self.train()  # from_pretrained hands back eval mode; Lightning would keep it
         self.freeze.apply(0)
@@ -130,21 +151,25 @@ class ImageFinetuner(FreezeHooks, L.LightningModule):
         """Images ``[B, C, H, W]`` (normalised) to logits ``[B, num_classes]``."""
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.head(self.backbone(x))
+        return self.scale_output(self.head(self.backbone(x)))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         hp = self.hparams
         if (hp.mixup > 0 or hp.cutmix > 0) and bool(torch.rand(()) < hp.mix_prob):
-            x, y = mix_batch(x, y, hp.num_classes, hp.mixup, hp.cutmix)
-        loss = train_loss(self(x), y, "classification", hp.label_smoothing)
+            x, y = mix_batch(x, y, hp.num_classes, hp.mixup, hp.cutmix, self.task == "regression")
+        loss = train_loss(self(x), y, self.task, hp.label_smoothing)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
 
     def _evaluate(self, batch, prefix: str) -> None:
         x, y = batch
         logits = self(x)
-        self.log(f"{prefix}_loss", eval_loss(logits, y, "classification"), batch_size=len(x))
+        self.log(f"{prefix}_loss", eval_loss(logits, y, self.task), batch_size=len(x))
+        if self.task == "regression":
+            mae = (logits.squeeze(-1) - y.float()).abs().mean()
+            self.log(f"{prefix}_mae", mae, batch_size=len(x))
+            return
         acc = (logits.argmax(dim=-1) == y).float().mean()
         self.log(f"{prefix}_acc", acc, batch_size=len(x))
 
@@ -156,6 +181,8 @@ class ImageFinetuner(FreezeHooks, L.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if self.task == "regression":
+            return self(x).squeeze(-1)
         return torch.softmax(self(x), dim=-1)
 
     def configure_optimizers(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from hpo.models.finetune.common import (
     ClassifierHead,
     FreezeHooks,
     FreezeSchedule,
+    TargetScaling,
     check_range,
     eval_loss,
     finetune_optimizers,
@@ -80,7 +81,7 @@ def choose_lora_targets(model_type: str, given: Any) -> Any:
     return MAPPING.get(model_type, "all-linear")
 
 
-class FinetuneTextClassifier(FreezeHooks, L.LightningModule):
+class FinetuneTextClassifier(FreezeHooks, TargetScaling, L.LightningModule):
     """A pretrained transformers encoder with a new head.
 
     Args:
@@ -169,6 +170,7 @@ class FinetuneTextClassifier(FreezeHooks, L.LightningModule):
             int(config.hidden_size), int(num_classes) if task == "classification" else 1,
             head_dropout,
         )  # fmt: skip
+        self.init_target_scaling()
         self.freeze = FreezeSchedule([embeddings, *layers], unfreeze_epoch, trainable_blocks)
         if task == "classification":
             k = int(num_classes)
@@ -190,7 +192,7 @@ class FinetuneTextClassifier(FreezeHooks, L.LightningModule):
         else:
             mask = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(pooled)
+        return self.scale_output(self.head(pooled))
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
