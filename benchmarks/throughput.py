@@ -184,6 +184,10 @@ def time_ours(data, plain: dict, epochs: int, warmup: bool) -> dict[str, Any]:
     }
 
 
+# `--override KEY=VALUE` words for hpo's sweeps (e.g. trainer.checkpoint_every=5)
+SWEEP_OVERRIDES: list[str] = []
+
+
 def sweep_ours(trials: int, epochs: int, workdir: Path, name: str = "ours") -> dict:
     """A sweep of ``trials`` hpo trials (the real runner, FIFO, random search over the
     learning rate) on a running Ray: its wall time and every trial's own time."""
@@ -199,6 +203,7 @@ def sweep_ours(trials: int, epochs: int, workdir: Path, name: str = "ours") -> d
         f"budget.num_samples={trials}",
         f"trainer.max_epochs={epochs}",
         f"output_dir={workdir}",
+        *SWEEP_OVERRIDES,
     )
     cfg.search_space = {"optim.lr": "tag(log, interval(1e-4, 3e-2))"}
     cfg = validate_config(OmegaConf.to_container(cfg))
@@ -403,7 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=float, default=510.0, help="seconds the whole run should stay within"
     )
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE",
+        help="an hpo override for its sweeps, e.g. trainer.checkpoint_every=5 (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    SWEEP_OVERRIDES[:] = args.override
     if args.sweep_only and args.output == RESULTS:
         args.output = RESULTS.with_name("throughput_sweep.json")
     trials = args.trials or (6 if args.quick else 30)
@@ -435,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         "epoch_clock": "time.process_time (CPU time of the benchmark process)",
         "sweep_clock": "wall clock; ideal = sum of trials' time_total_s / concurrency",
         "quick": args.quick,
+        "sweep_overrides": list(args.override),
         "total_s": round(time.perf_counter() - started, 1),
         "raw": raw,
     }
