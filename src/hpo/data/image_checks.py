@@ -35,6 +35,18 @@ class FolderIndex:
     pixels: list[torch.Tensor | None]  # decoded uint8 [C, H, W] when cached, else None
     bad: list[dict[str, str]] = field(default_factory=list)
 
+    def add(self, path: Path, label: Any, mode: str, cache: bool) -> None:
+        """Decode one file: a row with its label and pixel hash, or listed as unreadable."""
+        try:
+            pixels = decode(path, mode)
+        except DECODE_ERRORS as exc:
+            self.bad.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
+            return
+        self.files.append(path)
+        self.labels.append(label)
+        self.hashes.append(pixel_hash(pixels))
+        self.pixels.append(pixels if cache else None)
+
 
 def class_names(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -73,15 +85,7 @@ def index_folder(
         if not folder.is_dir():
             continue  # a class absent from this split (the test folder may lack one)
         for path in image_files(folder):
-            try:
-                pixels = decode(path, mode)
-            except DECODE_ERRORS as exc:
-                index.bad.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            index.files.append(path)
-            index.labels.append(label)
-            index.hashes.append(pixel_hash(pixels))
-            index.pixels.append(pixels if cache else None)
+            index.add(path, label, mode, cache)
     if not index.files:
         raise DataError(
             f"config key `{key}`: no readable images under {root}/<class>/ "
@@ -104,15 +108,7 @@ def index_targets(
                 f"config key `data.targets`: names {name}, which is not a file under "
                 f"{root}; fix the path (relative to data.path) or drop that row."
             )
-        try:
-            pixels = decode(path, mode)
-        except DECODE_ERRORS as exc:
-            index.bad.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        index.files.append(path)
-        index.labels.append(float(value))
-        index.hashes.append(pixel_hash(pixels))
-        index.pixels.append(pixels if cache else None)
+        index.add(path, float(value), mode, cache)
     if not index.files:
         raise DataError(f"config key `data.targets`: no readable image among its rows ({root}).")
     return index

@@ -343,10 +343,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         """The regression rows: the targets table's files and numeric values."""
         frame = read_table(self.targets, "data.targets")
         files = text_column(frame, self.file_column, "data.file_column", self.targets)
-        values = pd.to_numeric(
-            text_column(frame, self.target, "data.target", self.targets), errors="coerce"
-        )
         raw = text_column(frame, self.target, "data.target", self.targets)
+        values = pd.to_numeric(raw, errors="coerce")
         stray = raw.notna() & values.isna()
         if stray.any():
             raise DataError(
