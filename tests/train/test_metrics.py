@@ -33,3 +33,25 @@ def test_regression_metrics_are_per_fold_in_target_units():
     got = fold_task_metrics(preds, targets, "regression", 1, [10.0, 0.0], [2.0, 1.0])
     assert got[0]["mae"] == pytest.approx(2.0 / 3)
     assert got[1]["rmse"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("case", ["random", "constant_target", "exact", "transformed"])
+def test_regression_metrics_match_torchmetrics_per_fold(case):
+    generator = torch.Generator().manual_seed(3)
+    rows = [17, 2, 30]
+    preds = [torch.randn(n, generator=generator) for n in rows]
+    targets = [torch.randn(n, generator=generator) for n in rows]
+    if case == "constant_target":
+        targets = [torch.full((n,), 0.5) for n in rows]
+    elif case == "exact":
+        preds = [t.clone() for t in targets]
+    transforms = ["log1p"] * 3 if case == "transformed" else None
+    means, stds = [1.0, -2.0, 0.0], [2.0, 0.5, 1.0]
+    got = fold_task_metrics(preds, targets, "regression", 1, means, stds, transforms)
+    for fold in range(len(rows)):
+        name = transforms[fold] if transforms else "none"
+        expected = task_metrics(
+            preds[fold], targets[fold], "regression", 1, means[fold], stds[fold], name
+        )
+        # torchmetrics sums in float32, these in float64
+        assert got[fold] == pytest.approx(expected, rel=1e-4, abs=1e-6)

@@ -1,4 +1,4 @@
-"""The built-in MLP for all k folds of a trial at once: one LightningModule whose weights
+"""The built-in MLP for all k folds of a trial at once: one module whose weights
 carry a leading fold dimension, trained with FoldAdamW (hpo.models.fold_adamw).
 
 Every fold still is its own model: its own weights, batch-norm statistics, dropout
@@ -14,30 +14,29 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from hpo.models.fold_adamw import FoldAdamW
-from hpo.models.mlp import ACTIVATIONS, TabularMLP
+from hpo.models.mlp_net import ACTIVATIONS, BATCHABLE, MLPNet
 
 ELEMENTWISE = tuple(ACTIVATIONS.values())
 
 
-class FoldBatchedMLP(L.LightningModule):
-    """k ``TabularMLP`` fold-models as one module: ``forward(x)`` maps ``[k, n, features]``
+class FoldBatchedMLP(nn.Module):
+    """k built-in MLP fold-models (``MLPNet`` or ``TabularMLP``) as one module: ``forward(x)`` maps ``[k, n, features]``
     to ``[k, n, classes]`` (``[k, n]`` for regression).
 
     Built from the k fold modules, so initialisation matches training them one by one;
-    ``fold_module(i)`` / ``fold_state_dict(i)`` give fold i back as a ``TabularMLP``.
+    ``fold_module(i)`` / ``fold_state_dict(i)`` give fold i back as a module of the folds' class.
 
     Args:
         folds: the fold-models, all built from the same config.
         dropout_generators: one generator per fold for its dropout masks.
     """
 
-    def __init__(self, folds: list[TabularMLP], dropout_generators: list[torch.Generator]) -> None:
+    def __init__(self, folds: list[MLPNet], dropout_generators: list[torch.Generator]) -> None:
         super().__init__()
         template = folds[0]
         self.task = template.task
@@ -64,8 +63,8 @@ class FoldBatchedMLP(L.LightningModule):
 
     @staticmethod
     def supports(module: Any) -> bool:
-        """Whether ``module`` is a plain ``TabularMLP`` this class can batch exactly."""
-        if type(module) is not TabularMLP:
+        """Whether ``module`` is a plain built-in MLP this class can batch exactly."""
+        if type(module) not in BATCHABLE:  # MLPNet or TabularMLP, not a subclass
             return False
         optimizer = module.configure_optimizers()
         group = optimizer.param_groups[0]
@@ -81,7 +80,7 @@ class FoldBatchedMLP(L.LightningModule):
                 return False
         return True
 
-    def _layer_plan(self, template: TabularMLP) -> list[tuple]:
+    def _layer_plan(self, template: MLPNet) -> list[tuple]:
         index = {id(p): i for i, p in enumerate(template.parameters())}
         plan: list[tuple] = []
         for position, layer in enumerate(template.net):
@@ -242,7 +241,7 @@ class FoldBatchedMLP(L.LightningModule):
     def fold_state_dict(
         self, fold: int, source: dict[str, torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
-        """Fold ``fold`` as a ``TabularMLP`` state dict (copies, on the CPU), from the live
+        """Fold ``fold`` as a built-in MLP state dict (copies, on the CPU), from the live
         weights or from ``source`` (a snapshot of ``weights()``, e.g. the best epoch's)."""
         source = self.weights() if source is None else source
         row = source["flat"][fold]
@@ -262,7 +261,7 @@ class FoldBatchedMLP(L.LightningModule):
         state: dict[str, torch.Tensor],
         target: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """Set fold ``fold`` from a ``TabularMLP`` state dict, in the live weights or in
+        """Set fold ``fold`` from a built-in MLP state dict, in the live weights or in
         ``target`` (a snapshot of ``weights()``)."""
         target = self.weights() if target is None else target
         with torch.no_grad():
@@ -271,8 +270,8 @@ class FoldBatchedMLP(L.LightningModule):
             for name, own in self._buffer_names.items():
                 target[own][fold].copy_(state[name])
 
-    def fold_module(self, fold: int, source: dict[str, torch.Tensor] | None = None) -> TabularMLP:
-        """Fold ``fold`` as a standalone ``TabularMLP`` (on the CPU, in eval mode)."""
+    def fold_module(self, fold: int, source: dict[str, torch.Tensor] | None = None) -> MLPNet:
+        """Fold ``fold`` as a standalone module of the folds' class (on the CPU, in eval mode)."""
         module = copy.deepcopy(self._template[0])
         module.load_state_dict(self.fold_state_dict(fold, source))
         return module.eval()

@@ -16,12 +16,13 @@ The contract a module follows (built-in or a user's):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
-from hydra.utils import instantiate
-
+from hpo.config.targets import BUILTIN_MODEL
 from hpo.errors import ConfigError
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 def build_module(
@@ -31,8 +32,27 @@ def build_module(
     task: str,
     optim: dict[str, Any],
 ) -> L.LightningModule:
-    """Instantiate the configured LightningModule for one fold."""
+    """Instantiate the configured LightningModule for one fold.
+
+    The built-in ``hpo.models.mlp.TabularMLP`` comes back as its Lightning-free code,
+    ``hpo.models.mlp_net.MLPNet`` (the same layers, initialisation, hooks and state-dict
+    keys), so that a trial of it imports neither Lightning nor Hydra;
+    ``FoldTrainer.fold_modules()`` hands out TabularMLP (``MLPNet.as_lightning``).
+    """
     kwargs = {k: v for k, v in model_cfg.items() if k != "_target_"}
+    if model_cfg.get("_target_") == BUILTIN_MODEL:
+        from hpo.models.mlp_net import MLPNet
+
+        try:
+            return MLPNet(input_dim, output_dim, task, dict(optim), **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"config key `model`: cannot build {BUILTIN_MODEL}: {exc}. Its keys are "
+                "hidden_dim, num_layers, dropout, activation, batch_norm and name."
+            ) from exc
+    import lightning as L
+    from hydra.utils import instantiate
+
     try:
         module = instantiate(
             {"_target_": model_cfg["_target_"]},
@@ -60,6 +80,8 @@ def build_module(
 def build_lightning_module(model_cfg: dict[str, Any]) -> L.LightningModule:
     """Instantiate a user's LightningModule on the Lightning path: its constructor gets the
     model node's keys (less ``_target_`` and ``name``) and nothing else."""
+    import lightning as L
+
     from hpo.config.targets import MODEL_OWN_KEYS, build_target
 
     return build_target(model_cfg, MODEL_OWN_KEYS, "model", L.LightningModule)

@@ -1,95 +1,24 @@
-"""The built-in tabular MLP."""
+"""The built-in tabular MLP as a LightningModule (its code: hpo.models.mlp_net)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning as L
-import torch
-from torch import nn
-from torch.nn import functional as F
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "leaky_relu": nn.LeakyReLU,
-}
+from hpo.models.mlp_net import ACTIVATIONS, BATCHABLE, MLPNet
+
+__all__ = ["ACTIVATIONS", "TabularMLP"]
 
 
-class TabularMLP(L.LightningModule):
-    """An MLP for tabular classification or regression.
+class TabularMLP(MLPNet, L.LightningModule):
+    """An MLP for tabular classification or regression, as a ``lightning.LightningModule``.
 
-    Args:
-        input_dim: number of (preprocessed) features.
-        output_dim: number of classes, or 1 for regression.
-        task: ``classification`` or ``regression``.
-        optim: optimizer settings: ``lr``, ``weight_decay``, ``label_smoothing``.
-        hidden_dim, num_layers, dropout, activation, batch_norm: the architecture.
+    ``MLPNet`` (hpo.models.mlp_net) holds the layers and the hooks; this class adds
+    Lightning's base, so it trains under a ``Trainer`` and is what to subclass. hpo's
+    trials of the default model build ``MLPNet`` (no Lightning import in a Ray worker);
+    ``FoldTrainer.fold_modules()`` and the export hand out ``TabularMLP``.
+
+    Its constructor arguments are MLPNet's.
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        output_dim: int,
-        task: str,
-        optim: dict[str, Any],
-        hidden_dim: int = 128,
-        num_layers: int = 2,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        batch_norm: bool = False,
-        name: str = "mlp",
-    ) -> None:
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"model.activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
-            )
-        self.task = task
-        self.optim = dict(optim)
-        layers: list[nn.Module] = []
-        width = input_dim
-        for _ in range(num_layers):
-            # Batch norm subtracts the batch mean, so a bias before it would learn nothing
-            # but rounding noise (which AdamW amplifies); it is left out.
-            layers.append(nn.Linear(width, hidden_dim, bias=not batch_norm))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(hidden_dim))
-            layers.append(ACTIVATIONS[activation]())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = hidden_dim
-        layers.append(nn.Linear(width, output_dim))
-        self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        return out.squeeze(-1) if self.task == "regression" else out
-
-    def _loss(self, outputs: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
-        if self.task == "regression":
-            return F.mse_loss(outputs, y)
-        return F.cross_entropy(outputs, y, label_smoothing=smoothing)
-
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
-        x, y = batch
-        return self._loss(self(x), y, float(self.optim.get("label_smoothing", 0.0)))
-
-    def validation_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> dict[str, torch.Tensor]:
-        x, y = batch
-        outputs = self(x)
-        # Unsmoothed loss, so that trials with different label_smoothing compare fairly.
-        return {"loss": self._loss(outputs, y, 0.0), "preds": outputs}
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self.parameters(),
-            lr=float(self.optim["lr"]),
-            weight_decay=float(self.optim.get("weight_decay", 0.0)),
-        )
+BATCHABLE.add(TabularMLP)

@@ -129,8 +129,10 @@ FROM_DATA = ("num_classes", "task")
 def fill_from_data(model: Any, plan: FoldPlan) -> None:
     """Set the model node's ``auto`` keys of ``FROM_DATA`` from the plan (in place), so the
     saved config.yaml, every trial and the export build the same head."""
-    if model.get("num_classes") == "auto" and plan.task == "classification" and (
-        plan.classes is None
+    if (
+        model.get("num_classes") == "auto"
+        and plan.task == "classification"
+        and (plan.classes is None)
     ):
         raise ConfigError(
             "config key `model.num_classes`: `auto` needs labels hpo can read from the "

@@ -23,7 +23,7 @@ from hpo.data.arrays import FoldArrays, TrialData
 from hpo.errors import TrialError
 from hpo.models.batched_mlp import FoldBatchedMLP
 from hpo.models.build import build_module
-from hpo.models.mlp import TabularMLP
+from hpo.models.mlp_net import MLPNet
 from hpo.train.batched import BatchedFolds
 from hpo.train.cost import COST_METRICS, model_cost
 from hpo.train.divergence import DEFAULT_FACTOR, check_divergence, reference_loss
@@ -146,7 +146,7 @@ class FoldTrainer:
         self.engine_name = choose_engine(modules, self.folds, engine)
         factor = self.trainer_cfg.get("divergence_factor", DEFAULT_FACTOR)
         # hpo's losses (the built-in MLP's too); a user's own validation loss: any scale
-        own_loss = isinstance(modules[0], TabularMLP) or not overrides_validation(modules[0])
+        own_loss = isinstance(modules[0], MLPNet) or not overrides_validation(modules[0])
         self.divergence = (
             (float(factor), [reference_loss(f.y_train, f.y_val, self.task, self.num_classes)
                              for f in self.folds])
@@ -279,8 +279,10 @@ class FoldTrainer:
     def fold_modules(self, best: bool = True) -> list[Any]:
         """Each fold's LightningModule; with ``best``, carrying its best epoch's weights
         (early stopping's choice) instead of the last epoch's. Modules are standalone
-        copies in eval mode (the batched engine builds ordinary ``TabularMLP`` modules)."""
-        return [self.engine.fold_module(index, best) for index in range(len(self.folds))]
+        copies in eval mode; the built-in MLP's as ordinary ``TabularMLP`` modules (a trial
+        trains its Lightning-free ``MLPNet``: hpo.models.build)."""
+        modules = [self.engine.fold_module(index, best) for index in range(len(self.folds))]
+        return [m.as_lightning() if type(m) is MLPNet else m for m in modules]
 
     def fold_histories(self) -> list[list[dict[str, float]]]:
         """Per fold, one dict per trained epoch: epoch, train_loss, val_loss, val metrics."""

@@ -1,15 +1,13 @@
-"""Task metrics from torchmetrics' functional API."""
+"""Task metrics from torchmetrics' functional API.
+
+torchmetrics is imported when a metric is first computed, not with this module: importing
+it costs about 4 s on 2 cores (it imports transformers and scipy when they are installed),
+and a classification trial never needs it (``fold_task_metrics`` counts itself).
+"""
 
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
 
 from hpo.data.target_transform import inverse
 
@@ -34,6 +32,13 @@ def task_metrics(
     the standardization and ``target_transform`` undone)."""
     preds = preds.detach().float()
     if task == "classification":
+        from torchmetrics.functional.classification import (
+            multiclass_accuracy,
+            multiclass_f1_score,
+            multiclass_precision,
+            multiclass_recall,
+        )
+
         kwargs = {"num_classes": num_classes, "validate_args": False}
         return {
             "accuracy": float(multiclass_accuracy(preds, target, average="micro", **kwargs)),
@@ -43,6 +48,8 @@ def task_metrics(
             "recall_macro": float(multiclass_recall(preds, target, average="macro", **kwargs)),
             "f1_macro": float(multiclass_f1_score(preds, target, average="macro", **kwargs)),
         }
+    from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
+
     preds = inverse(target_transform, preds.reshape(-1) * y_std + y_mean)
     target = inverse(target_transform, target.float().reshape(-1) * y_std + y_mean)
     return {
@@ -66,11 +73,16 @@ def fold_task_metrics(
     Classification metrics of all folds come from one confusion count (the formulas of
     torchmetrics' multiclass metrics, macro averages skipping classes that are absent
     from both targets and predictions): four torchmetrics calls per fold would cost more
-    than a training epoch on small data."""
+    than a training epoch on small data. Regression metrics are torchmetrics' formulas
+    too (``regression_metrics``), so that a trial never imports torchmetrics (about 4 s
+    of a Ray worker's start); tests/train/test_metrics.py checks both against it."""
     if task != "classification":
         transforms = target_transforms or ["none"] * len(preds)
         return [
-            task_metrics(p, t, task, num_classes, m, s, name)
+            regression_metrics(
+                inverse(name, p.detach().float().reshape(-1) * s + m),
+                inverse(name, t.float().reshape(-1) * s + m),
+            )
             for p, t, m, s, name in zip(preds, targets, y_means, y_stds, transforms)
         ]
     folds, classes = len(preds), num_classes
@@ -100,3 +112,23 @@ def fold_task_metrics(
     }
     values = {name: column.tolist() for name, column in columns.items()}
     return [{name: values[name][fold] for name in columns} for fold in range(folds)]
+
+
+def regression_metrics(preds: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """rmse, mae and r2 as torchmetrics computes them (r2 of a constant target: 1 when
+    every prediction is exact, else 0; NaN for one row)."""
+    error = (preds.double() - target.double()).reshape(-1)
+    target = target.double().reshape(-1)
+    squared = float((error**2).sum())
+    residual = float(((target - target.mean()) ** 2).sum())
+    if target.numel() < 2:
+        r2 = float("nan")
+    elif residual == 0:
+        r2 = 1.0 if squared == 0 else 0.0
+    else:
+        r2 = 1.0 - squared / residual
+    return {
+        "rmse": (squared / error.numel()) ** 0.5,
+        "mae": float(error.abs().mean()),
+        "r2": r2,
+    }

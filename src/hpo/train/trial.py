@@ -1,5 +1,10 @@
 """The Ray Tune entry points of one trial, one per engine (``TRIAL_FUNCTIONS``, chosen by
-``engine_name``). The only module under train/ that imports Ray."""
+``engine_name``). The only module under train/ that imports Ray.
+
+A Ray worker imports this module before its first trial: the tabular engine's path needs
+torch, numpy and Ray Tune only; the Lightning path's modules (Lightning, the DataModule
+helpers) are imported by its trial function (tests/train/test_trial_imports.py).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import tempfile
 import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 import torch
@@ -18,10 +23,11 @@ from ray import tune
 
 from hpo.config.targets import is_lightning_data
 from hpo.data.arrays import TrialData
-from hpo.data.datamodule import FoldPlan, ModuleData, build_datamodule, module_data
 from hpo.errors import TrialError
-from hpo.train.lightning_folds import LightningFolds
 from hpo.train.loop import FoldTrainer
+
+if TYPE_CHECKING:
+    from hpo.data.datamodule import FoldPlan, ModuleData
 
 FINISHED_KEY = "trial_finished"  # True on the last report of a trial that ended by itself
 FAILED_KEY = "trial_failed"  # the reason, on the last report of a trial whose code failed
@@ -128,6 +134,8 @@ _module_data: dict[str, ModuleData] = {}
 
 
 def trial_module_data(data_cfg: dict[str, Any], plan: FoldPlan) -> ModuleData:
+    from hpo.data.datamodule import build_datamodule, module_data
+
     key = json.dumps(data_cfg, sort_keys=True, default=str)
     if key not in _module_data:
         _module_data.clear()
@@ -150,6 +158,8 @@ def run_lightning_trial(config: dict[str, Any], plan: FoldPlan, base_cfg: dict[s
 
 
 def _train_lightning_folds(config: dict[str, Any], plan: FoldPlan, base_cfg: dict[str, Any]):
+    from hpo.train.lightning_folds import LightningFolds
+
     cfg = apply_params(base_cfg, config)
     resources = cfg["resources"]
     torch.set_num_threads(max(1, int(resources["cpus_per_trial"])))

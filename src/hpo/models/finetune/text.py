@@ -139,9 +139,13 @@ class FinetuneTextClassifier(FreezeHooks, TargetScaling, L.LightningModule):
                 "to build the module outside a sweep."
             )
         if task not in ("classification", "regression"):
-            raise ConfigError(f"config key `model.task`: classification or regression, not {task!r}.")
+            raise ConfigError(
+                f"config key `model.task`: classification or regression, not {task!r}."
+            )
         if pooling not in POOLINGS:
-            raise ConfigError(f"config key `model.pooling`: one of {', '.join(POOLINGS)}, not {pooling!r}.")
+            raise ConfigError(
+                f"config key `model.pooling`: one of {', '.join(POOLINGS)}, not {pooling!r}."
+            )
         check_range("lora_r", lora_r, 0, 4096)
         self.save_hyperparameters()
         self.task, self.pooling = task, pooling
@@ -235,7 +239,9 @@ class FinetuneTextClassifier(FreezeHooks, TargetScaling, L.LightningModule):
             self.head, blocks, self.backbone, float(h.lr), float(h.weight_decay),
             float(h.backbone_lr_mult), float(h.layer_decay),
         )  # fmt: skip
-        return finetune_optimizers(self.trainer, groups, float(h.warmup_epochs), float(h.min_lr_ratio))
+        return finetune_optimizers(
+            self.trainer, groups, float(h.warmup_epochs), float(h.min_lr_ratio)
+        )
 
     # -- export ---------------------------------------------------------------------
     def export_module(self) -> nn.Module:
