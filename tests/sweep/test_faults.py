@@ -36,6 +36,7 @@ def test_a_killed_worker_is_retried_from_its_last_checkpoint(ray_local, user_mod
         "budget.num_samples=1",
         "budget.max_retries=1",
         "scheduler=fifo",
+        "trainer.checkpoint_interval_s=0",  # a checkpoint every epoch
         crash_epoch=crash_epoch,
     )
     result = run_sweep(cfg, stream=None)

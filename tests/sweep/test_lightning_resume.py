@@ -28,6 +28,7 @@ SWEEP = [
     f"trainer.max_epochs={EPOCHS}", f"trainer.patience={EPOCHS}", f"budget.num_samples={BUDGET}",
     "budget.max_concurrent_trials=1", "scheduler.grace_period=1", "scheduler.reduction_factor=2",
     "cluster.num_cpus=1",
+    "trainer.checkpoint_interval_s=0",  # a checkpoint every epoch: at most one lost
 ]  # fmt: skip
 
 

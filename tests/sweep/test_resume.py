@@ -40,6 +40,7 @@ SWEEP = [
     f"scheduler.reduction_factor={FACTOR}",
     "searcher.n_startup_trials=3",
     "cluster.num_cpus=1",
+    "trainer.checkpoint_interval_s=0",  # a checkpoint every epoch: at most one lost
 ]
 
 

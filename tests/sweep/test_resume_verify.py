@@ -42,6 +42,7 @@ SWEEP = [
     "scheduler.reduction_factor=2",
     "searcher.n_startup_trials=2",
     "cluster.num_cpus=1",
+    "trainer.checkpoint_interval_s=0",  # a checkpoint every epoch
 ]
 
 

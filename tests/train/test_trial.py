@@ -15,8 +15,19 @@ from hpo.train.trial import CHECKPOINT_FILE, FINISHED_KEY, run_trial
 pytestmark = pytest.mark.slow
 
 
-def test_trial_checkpoints_every_n_epochs_and_at_its_end(small_cfg, ray_local, tmp_path):
-    cfg = small_cfg("trainer.max_epochs=5", "trainer.checkpoint_every=2", "trainer.patience=10")
+@pytest.mark.parametrize(
+    ("interval_s", "expected"),
+    [(0, [2, 4, 5]), (3600, [5])],  # every 2nd epoch; or at most one an hour: the end only
+)
+def test_trial_checkpoints_every_n_epochs_and_at_its_end(
+    small_cfg, ray_local, tmp_path, interval_s, expected
+):
+    cfg = small_cfg(
+        "trainer.max_epochs=5",
+        "trainer.checkpoint_every=2",
+        "trainer.patience=10",
+        f"trainer.checkpoint_interval_s={interval_s}",
+    )
     trainable = tune.with_parameters(
         run_trial,
         trial_data=prepare_data(cfg).trial_data,
@@ -36,7 +47,7 @@ def test_trial_checkpoints_every_n_epochs_and_at_its_end(small_cfg, ray_local, t
     assert result.error is None
     assert result.metrics["epoch"] == 5 and result.metrics[FINISHED_KEY]
     saved_at = sorted(metrics["epoch"] for _, metrics in result.best_checkpoints)
-    assert saved_at == [2, 4, 5]
+    assert saved_at == expected
     with result.checkpoint.as_directory() as directory:
         state = torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=True)
     assert state["epoch"] == 5 and state["engine"] == "batched"

@@ -120,6 +120,9 @@ class TrainerConfig:
     batch_size: int = 64
     gradient_clip_val: Optional[float] = None
     checkpoint_every: int = 1
+    # the least seconds between two checkpoints of a trial (its last epoch always
+    # checkpoints); 0: every checkpoint_every epochs. PBT always checkpoints on schedule.
+    checkpoint_interval_s: float = 5.0
     # lightning.Trainer arguments for the Lightning path (data=lightning); None: Lightning's
     # default. The tabular engine has no Trainer and refuses them (hpo.config.compose).
     accelerator: Optional[str] = None

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -102,13 +103,32 @@ def _train_folds(config: dict[str, Any], trial_data: TrialData, base_cfg: dict[s
     def save(directory: str) -> None:
         torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
 
-    report_epochs(trainer, int(cfg["trainer"]["checkpoint_every"]), placement, save)
+    report_epochs(trainer, *checkpoint_policy(cfg), placement, save)
 
 
-def report_epochs(engine, every: int, placement: dict[str, Any], save) -> None:
+def checkpoint_policy(cfg: dict[str, Any]) -> tuple[int, float]:
+    """``trainer.checkpoint_every`` (epochs) and ``trainer.checkpoint_interval_s`` (the
+    least seconds between two checkpoints; 0 under PBT, which clones a trial's latest
+    checkpoint at every perturbation and so needs it current)."""
+    trainer = cfg["trainer"]
+    interval = float(trainer.get("checkpoint_interval_s", 0.0) or 0.0)
+    if cfg["scheduler"]["name"] == "pbt":
+        interval = 0.0
+    return int(trainer["checkpoint_every"]), interval
+
+
+def report_epochs(engine, every: int, interval_s: float, placement: dict[str, Any], save) -> None:
     """Train ``engine`` epoch by epoch, reporting each epoch's fold summary to Tune, with a
-    checkpoint (``save(directory)``) every ``every`` epochs and at the end. Both engines'
-    summaries have one shape (fold means and stds, per-fold lists)."""
+    checkpoint (``save(directory)``) at the end and at every ``every``-th epoch that comes
+    at least ``interval_s`` seconds after the trial's previous checkpoint (or its start).
+    Both engines' summaries have one shape (fold means and stds, per-fold lists).
+
+    Why the seconds: with ``num_to_keep=1`` Ray Tune snapshots the whole experiment after
+    every trial checkpoint, and on small tables an epoch takes a tenth of a second, so a
+    checkpoint per epoch cost a fifth of a trial's time plus the driver's snapshots
+    (benchmarks/throughput.py). A killed driver or worker loses at most ``interval_s``
+    seconds (and ``every`` epochs) of each running trial."""
+    saved_at = time.monotonic()
     while not engine.finished:
         summary = engine.run_epoch()
         report = {
@@ -120,10 +140,12 @@ def report_epochs(engine, every: int, placement: dict[str, Any], save) -> None:
             FINISHED_KEY: summary.finished,
             **placement,
         }
-        if summary.finished or summary.epoch % every == 0:
+        due = summary.epoch % every == 0 and time.monotonic() - saved_at >= interval_s
+        if summary.finished or due:
             with tempfile.TemporaryDirectory() as directory:
                 save(directory)
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+            saved_at = time.monotonic()
         else:
             tune.report(report)
 
@@ -173,7 +195,7 @@ def _train_lightning_folds(config: dict[str, Any], plan: FoldPlan, base_cfg: dic
         )  # fmt: skip
     placement = {"node_id": ray.get_runtime_context().get_node_id(), "device": folds.device}
     try:
-        report_epochs(folds, int(cfg["trainer"]["checkpoint_every"]), placement, folds.save)
+        report_epochs(folds, *checkpoint_policy(cfg), placement, folds.save)
     finally:  # ASHA stopped the trial (Tune ends it inside tune.report), or it failed
         folds.close()
 
