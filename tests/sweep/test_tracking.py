@@ -350,8 +350,10 @@ def pages(tracked, tmp_path_factory):
     """TensorBoard's page, the MLflow UI's parent run and a child run's charts, and
     report.html, each rendered by headless Chromium while its server runs."""
     if CHROMIUM is None:
-        pytest.fail("Chromium is not installed: `apt-get install chromium` (the README's test "
-                    "command and .ci/run install it)")
+        pytest.fail(
+            "Chromium is not installed: `apt-get install chromium` (the README's test "
+            "command and .ci/run install it)"
+        )
     run, frame, _, viewers = tracked
     tmp = tmp_path_factory.mktemp("browser")
     tensorboard, mlflow_ui = viewers.tensorboard, viewers.mlflow_ui

@@ -328,9 +328,9 @@ def fit_sweep(sweep: Sweep, cfg: DictConfig, location: RunLocation, num_samples:
             ours = signal.getsignal(signal.SIGINT)
             try:
                 trials = sweep.run(resume=resume)
-            finally:  # the live table stops however the sweep ends
-                for callback in sweep.callbacks:
-                    if isinstance(callback, ProgressReporter):
+            finally:  # the live table stops however the sweep ends, the event files end
+                for callback in sweep.callbacks:  # (the TensorBoard files: written out)
+                    if isinstance(callback, (ProgressReporter, TensorBoardWriter)):
                         callback.close()
             # Tune puts our handler back only when a Ctrl-C reached its own
             ctrl_c = signal.getsignal(signal.SIGINT) is ours
