@@ -225,7 +225,12 @@ def wall_breakdown(rows, began: float, ended: float) -> dict[str, float]:
     time a worker waited between its trials (all gaps, and per gap), ``end_s`` from its
     last trial's end to the call's return (the run's result files, Tune's end). A trial
     spans its last report's ``timestamp`` (whole seconds, taken as the middle) less its
-    ``time_total_s``. Means over the workers."""
+    ``time_total_s``. The gaps are summed as measured, a negative one included: their
+    rounding errors cancel in the sum but for the first and the last trial's, where
+    clipping each gap at zero would add about a third of a second to every gap. A
+    trial's ``time_total_s`` counts only the time inside its ``train()`` calls, so what a
+    trial waits for the driver to take each epoch's result shows here too. Means over
+    the workers."""
     trials = rows.groupby("trial_id").agg(
         end=("timestamp", "max"), busy=("time_total_s", "max"), pid=("pid", "last")
     )
@@ -235,7 +240,7 @@ def wall_breakdown(rows, began: float, ended: float) -> dict[str, float]:
     for _, worker in trials.sort_values("begin").groupby("pid"):
         begins, finishes = worker["begin"].to_numpy(), worker["end"].to_numpy()
         starts.append(float(begins[0] - began))
-        gaps.append(float((begins[1:] - finishes[:-1]).clip(min=0).sum()))
+        gaps.append(float((begins[1:] - finishes[:-1]).sum()))
         gap_count += len(worker) - 1
         ends.append(float(ended - finishes[-1]))
     workers = len(starts)
