@@ -5,7 +5,49 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpo.train.metrics import fold_task_metrics, task_metrics
+from hpo.data.target_transform import inverse
+from hpo.train.metrics import fold_task_metrics
+
+
+def task_metrics(
+    preds: torch.Tensor,
+    target: torch.Tensor,
+    task: str,
+    num_classes: int,
+    y_mean: float = 0.0,
+    y_std: float = 1.0,
+    target_transform: str = "none",
+) -> dict[str, float]:
+    """torchmetrics' own values for one fold's validation outputs: the reference
+    (regression in the target's own units: the standardization and ``target_transform``
+    undone)."""
+    preds = preds.detach().float()
+    if task == "classification":
+        from torchmetrics.functional.classification import (
+            multiclass_accuracy,
+            multiclass_f1_score,
+            multiclass_precision,
+            multiclass_recall,
+        )
+
+        kwargs = {"num_classes": num_classes, "validate_args": False}
+        return {
+            "accuracy": float(multiclass_accuracy(preds, target, average="micro", **kwargs)),
+            "precision_macro": float(
+                multiclass_precision(preds, target, average="macro", **kwargs)
+            ),
+            "recall_macro": float(multiclass_recall(preds, target, average="macro", **kwargs)),
+            "f1_macro": float(multiclass_f1_score(preds, target, average="macro", **kwargs)),
+        }
+    from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
+
+    preds = inverse(target_transform, preds.reshape(-1) * y_std + y_mean)
+    target = inverse(target_transform, target.float().reshape(-1) * y_std + y_mean)
+    return {
+        "rmse": float(mean_squared_error(preds, target, squared=False)),
+        "mae": float(mean_absolute_error(preds, target)),
+        "r2": float(r2_score(preds, target)) if target.numel() > 1 else float("nan"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def _auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float | None:
     as ``sklearn.metrics.roc_auc_score`` computes them (None where it is undefined), from
     the rank sums (Mann-Whitney U, ties counted half) of every class at once: sklearn's
     per-call checks cost 40 ms a column on 10 classes, a second of a sweep's start on
-    64 columns (tests/data/test_leakage.py checks the two agree)."""
+    64 columns (tests/data/test_leakage_scores.py checks the two agree)."""
     present = np.unique(y_true)
     if len(present) < 2:
         return None

@@ -25,11 +25,13 @@ ELEMENTWISE = tuple(ACTIVATIONS.values())
 
 
 class FoldBatchedMLP(nn.Module):
-    """k built-in MLP fold-models (``MLPNet`` or ``TabularMLP``) as one module: ``forward(x)`` maps ``[k, n, features]``
-    to ``[k, n, classes]`` (``[k, n]`` for regression).
+    """k built-in MLP fold-models (``MLPNet`` or ``TabularMLP``) as one module:
+    ``forward(x)`` maps ``[k, n, features]`` to ``[k, n, classes]`` (``[k, n]`` for
+    regression).
 
     Built from the k fold modules, so initialisation matches training them one by one;
-    ``fold_module(i)`` / ``fold_state_dict(i)`` give fold i back as a module of the folds' class.
+    ``fold_module(i)`` / ``fold_state_dict(i)`` give fold i back as a module of the folds'
+    class.
 
     Args:
         folds: the fold-models, all built from the same config.
@@ -271,7 +273,7 @@ class FoldBatchedMLP(nn.Module):
                 target[own][fold].copy_(state[name])
 
     def fold_module(self, fold: int, source: dict[str, torch.Tensor] | None = None) -> MLPNet:
-        """Fold ``fold`` as a standalone module of the folds' class (on the CPU, in eval mode)."""
+        """Fold ``fold`` as a standalone module of the folds' class (CPU, eval mode)."""
         module = copy.deepcopy(self._template[0])
         module.load_state_dict(self.fold_state_dict(fold, source))
         return module.eval()

@@ -282,7 +282,7 @@ class FoldTrainer:
         copies in eval mode; the built-in MLP's as ordinary ``TabularMLP`` modules (a trial
         trains its Lightning-free ``MLPNet``: hpo.models.build)."""
         modules = [self.engine.fold_module(index, best) for index in range(len(self.folds))]
-        return [m.as_lightning() if type(m) is MLPNet else m for m in modules]
+        return [m.as_lightning() if isinstance(m, MLPNet) else m for m in modules]
 
     def fold_histories(self) -> list[list[dict[str, float]]]:
         """Per fold, one dict per trained epoch: epoch, train_loss, val_loss, val metrics."""

@@ -1,8 +1,9 @@
-"""Task metrics from torchmetrics' functional API.
+"""The folds' task metrics, with torchmetrics' definitions.
 
-torchmetrics is imported when a metric is first computed, not with this module: importing
-it costs about 4 s on 2 cores (it imports transformers and scipy when they are installed),
-and a classification trial never needs it (``fold_task_metrics`` counts itself).
+They are computed here from torchmetrics' formulas rather than by calling it: importing
+torchmetrics costs a Ray worker about 4 s on 2 cores (it imports transformers and scipy
+when they are installed), and four calls per fold cost more than an epoch on small data.
+tests/train/test_metrics.py checks every value against torchmetrics itself.
 """
 
 from __future__ import annotations
@@ -19,46 +20,6 @@ def metric_names(task: str) -> tuple[str, ...]:
     return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
 
 
-def task_metrics(
-    preds: torch.Tensor,
-    target: torch.Tensor,
-    task: str,
-    num_classes: int,
-    y_mean: float = 0.0,
-    y_std: float = 1.0,
-    target_transform: str = "none",
-) -> dict[str, float]:
-    """Metrics of one fold's validation outputs (regression in the target's own units:
-    the standardization and ``target_transform`` undone)."""
-    preds = preds.detach().float()
-    if task == "classification":
-        from torchmetrics.functional.classification import (
-            multiclass_accuracy,
-            multiclass_f1_score,
-            multiclass_precision,
-            multiclass_recall,
-        )
-
-        kwargs = {"num_classes": num_classes, "validate_args": False}
-        return {
-            "accuracy": float(multiclass_accuracy(preds, target, average="micro", **kwargs)),
-            "precision_macro": float(
-                multiclass_precision(preds, target, average="macro", **kwargs)
-            ),
-            "recall_macro": float(multiclass_recall(preds, target, average="macro", **kwargs)),
-            "f1_macro": float(multiclass_f1_score(preds, target, average="macro", **kwargs)),
-        }
-    from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
-
-    preds = inverse(target_transform, preds.reshape(-1) * y_std + y_mean)
-    target = inverse(target_transform, target.float().reshape(-1) * y_std + y_mean)
-    return {
-        "rmse": float(mean_squared_error(preds, target, squared=False)),
-        "mae": float(mean_absolute_error(preds, target)),
-        "r2": float(r2_score(preds, target)) if target.numel() > 1 else float("nan"),
-    }
-
-
 def fold_task_metrics(
     preds: list[torch.Tensor],
     targets: list[torch.Tensor],
@@ -68,7 +29,9 @@ def fold_task_metrics(
     y_stds: list[float],
     target_transforms: list[str] | None = None,
 ) -> list[dict[str, float]]:
-    """``task_metrics`` of several folds' validation outputs, one dict per fold.
+    """The task's metrics of several folds' validation outputs, one dict per fold
+    (regression in the target's own units: the standardization and ``target_transform``
+    undone).
 
     Classification metrics of all folds come from one confusion count (the formulas of
     torchmetrics' multiclass metrics, macro averages skipping classes that are absent

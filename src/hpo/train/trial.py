@@ -111,7 +111,8 @@ def checkpoint_policy(cfg: dict[str, Any]) -> tuple[int, float]:
     least seconds between two checkpoints; 0 under PBT, which clones a trial's latest
     checkpoint at every perturbation and so needs it current)."""
     trainer = cfg["trainer"]
-    interval = float(trainer.get("checkpoint_interval_s", 0.0) or 0.0)
+    # a run directory saved before the key existed resumes as it ran: every epoch
+    interval = float(trainer.get("checkpoint_interval_s") or 0.0)
     if cfg["scheduler"]["name"] == "pbt":
         interval = 0.0
     return int(trainer["checkpoint_every"]), interval
