@@ -111,8 +111,7 @@ def checkpoint_policy(cfg: dict[str, Any]) -> tuple[int, float]:
     least seconds between two checkpoints; 0 under PBT, which clones a trial's latest
     checkpoint at every perturbation and so needs it current)."""
     trainer = cfg["trainer"]
-    # a run directory saved before the key existed resumes as it ran: every epoch
-    interval = float(trainer.get("checkpoint_interval_s") or 0.0)
+    interval = float(trainer["checkpoint_interval_s"])  # (validate_config fills it in)
     if cfg["scheduler"]["name"] == "pbt":
         interval = 0.0
     return int(trainer["checkpoint_every"]), interval
