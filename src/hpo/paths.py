@@ -73,22 +73,40 @@ def writable_dir(path: str | Path, key: str) -> Path:
         HPOError: a file is in the way, a parent is not writable, the disk is read-only.
     """
     path = Path(path).expanduser()
+    check_creatable_dir(path, key)
+    with os_errors(path, key):
+        path.mkdir(parents=True, exist_ok=True)
+    check_creatable_dir(path, key)  # the directory as made: writable by this user?
+    return path
+
+
+def check_creatable_dir(path: str | Path, key: str) -> None:
+    """Refuse a directory that could not be created or written (a file in the way, a
+    parent or the directory itself that this user may not write), creating nothing.
+
+    ``hpo sweep`` calls it before it imports the sweep machinery (about 10 s), so that a
+    wrong ``output_dir`` or ``run_dir`` is a one-line error at once; ``writable_dir``
+    checks again when the run directory is made.
+    """
+    path = Path(path).expanduser()
     with os_errors(path, key):
         for parent in (path, *path.parents):
-            if parent.exists():
-                if not parent.is_dir():
-                    raise HPOError(
-                        f"{key} {path}: {parent} is a file, not a directory; move it or "
-                        "choose another path."
-                    )
-                break
-        path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise HPOError(
-                f"{key} {path}: the directory is not writable; make it writable "
-                "(chmod/chown) or choose another path."
-            )
-    return path
+            if not parent.exists():
+                continue
+            if not parent.is_dir():
+                raise HPOError(
+                    f"{key} {path}: {parent} is a file, not a directory; move it or "
+                    "choose another path."
+                )
+            if os.access(parent, os.W_OK | os.X_OK):
+                return
+            if parent == path:
+                raise HPOError(
+                    f"{key} {path}: the directory is not writable; make it writable "
+                    "(chmod/chown) or choose another path."
+                )
+            # what mkdir would raise
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
 def _inside(path: Path, folder: Path) -> bool:

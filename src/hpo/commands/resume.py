@@ -30,12 +30,24 @@ def run(args: argparse.Namespace) -> int:
     from hpo.sweep.storage_trust import check_trusted_run_dir
 
     check_trusted_run_dir(args.run_dir, args.trust_run_dir)  # before anything is unpickled
+    _check_local_run_dir(args.run_dir)
     keep_embedded_ray_on_loopback(_cluster_address(args.run_dir, args.overrides))
     from hpo.sweep.resume import resume_sweep
 
     # A resumed sweep ends like any sweep: its best trial exported into RUN_DIR/best.
     result = resume_sweep(args.run_dir, args.overrides)
     return export_and_summarize(result, load_run_config(result.run_dir))
+
+
+def _check_local_run_dir(run_dir: str) -> None:
+    """A local run directory that is missing or has no valid config.yaml: its one-line
+    error at once, not after the ~10 s import of the resume machinery (Ray Tune, torch,
+    Lightning). resume_sweep checks again, and checks a URI's."""
+    from hpo.config.compose import load_run_config
+    from hpo.sweep.storage import RunLocation, is_uri
+
+    if not is_uri(run_dir):
+        load_run_config(RunLocation.open(run_dir).local)
 
 
 def _cluster_address(run_dir: str, overrides: list[str]) -> str | None:

@@ -59,6 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_run_location(cfg) -> None:
+    """A local ``run_dir`` or ``output_dir`` that cannot be made: its one-line error now,
+    before the sweep machinery's import (hpo.paths.check_creatable_dir)."""
+    from hpo.paths import check_creatable_dir
+    from hpo.sweep.storage import is_uri
+
+    key, target = ("run_dir", cfg.run_dir) if cfg.get("run_dir") else ("output_dir", None)
+    target = target or cfg.output_dir
+    if not is_uri(target):
+        check_creatable_dir(target, f"config key `{key}`")
+
+
 def run(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
@@ -70,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from hpo.loopback import keep_embedded_ray_on_loopback
 
+    _check_run_location(cfg)
     keep_embedded_ray_on_loopback(cfg.cluster.address)  # before Ray is imported
     from hpo.sweep import run_sweep
     from hpo.sweep.resources import check_local_resources
