@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-HEAVY = ("ray.tune", "torch", "lightning")
-
 PROBE = """
 import json, sys
 from hpo.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "heavy": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+heavy = [m for m in ("ray.tune", "torch", "lightning") if m in sys.modules]
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
 
 
 def hpo_in_fresh_interpreter(*args: str) -> tuple[dict, str]:
