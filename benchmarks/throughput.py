@@ -186,6 +186,8 @@ def time_ours(data, plain: dict, epochs: int, warmup: bool) -> dict[str, Any]:
 
 # `--override KEY=VALUE` words for hpo's sweeps (e.g. trainer.checkpoint_every=5)
 SWEEP_OVERRIDES: list[str] = []
+# `--sweep-epochs N`: hpo's sweep trials train N epochs (None: sized by the pilot sweep)
+SWEEP_EPOCHS: list[int] = []
 
 
 def sweep_ours(trials: int, epochs: int, workdir: Path, name: str = "ours") -> dict:
@@ -342,6 +344,7 @@ def sweep_figures(
             for approach in ("ours", "stock"):
                 epochs = max(1, round(seconds / (cpu_epoch[approach] * slowdown)))
                 if approach == "ours":
+                    epochs = SWEEP_EPOCHS[0] if SWEEP_EPOCHS else epochs
                     result = sweep_ours(trials, epochs, workdir)
                 else:
                     left = deadline - time.perf_counter()
@@ -409,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sweep-only", action="store_true", help="only the sweeps (digits' epochs timed for them)"
     )
+    parser.add_argument(
+        "--sweep-epochs", type=int, default=None,
+        help="epochs of each hpo sweep trial (default: sized by the pilot to --trial-seconds); "
+        "fixed, two runs compare on the same trials",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
         "--budget", type=float, default=510.0, help="seconds the whole run should stay within"
@@ -419,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     SWEEP_OVERRIDES[:] = args.override
+    SWEEP_EPOCHS[:] = [args.sweep_epochs] if args.sweep_epochs else []
     if args.sweep_only and args.output == RESULTS:
         args.output = RESULTS.with_name("throughput_sweep.json")
     trials = args.trials or (6 if args.quick else 30)
@@ -451,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep_clock": "wall clock; ideal = sum of trials' time_total_s / concurrency",
         "quick": args.quick,
         "sweep_overrides": list(args.override),
+        "sweep_epochs": args.sweep_epochs,
         "total_s": round(time.perf_counter() - started, 1),
         "raw": raw,
     }

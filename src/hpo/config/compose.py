@@ -314,6 +314,7 @@ def _check_values(cfg: DictConfig) -> None:
     require(
         cfg.trainer.checkpoint_interval_s >= 0, "trainer.checkpoint_interval_s", "must be >= 0."
     )
+    require(cfg.trainer.result_buffer_s >= 0, "trainer.result_buffer_s", "must be >= 0.")
     require(cfg.scheduler.grace_period >= 1, "scheduler.grace_period", "must be at least 1.")
     require(cfg.scheduler.reduction_factor >= 2, "scheduler.reduction_factor", "must be >= 2.")
     require(cfg.scheduler.max_t >= 1, "scheduler.max_t", "must be at least 1.")

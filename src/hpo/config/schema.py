@@ -123,6 +123,10 @@ class TrainerConfig:
     # the least seconds between two checkpoints of a trial (its last epoch always
     # checkpoints); 0: every checkpoint_every epochs. PBT always checkpoints on schedule.
     checkpoint_interval_s: float = 5.0
+    # the longest a trial's epoch results wait on its worker before they go to the driver
+    # together (hpo.sweep.buffering: the scheduler's epochs never wait); 0: every epoch
+    # waits for the driver, as Ray Tune's function trainables do
+    result_buffer_s: float = 1.0
     # lightning.Trainer arguments for the Lightning path (data=lightning); None: Lightning's
     # default. The tabular engine has no Trainer and refuses them (hpo.config.compose).
     accelerator: Optional[str] = None

@@ -122,6 +122,12 @@ class SuccessiveHalving(FIFOScheduler):
             return TrialScheduler.STOP
         return action
 
+    def judged_epochs(self) -> set[int]:
+        """The epochs at which a result can stop a trial: every bracket's milestones
+        (a trial's first epoch at or past each) and the top fidelity."""
+        epochs = {math.ceil(m) for bracket in self.brackets for m, _ in bracket.records}
+        return epochs | {int(self.max_t)}
+
     def replay(self, rows: list[dict]) -> None:
         """Rebuild the rungs from trials.jsonl's rows (hpo's own record of every result,
         written as it arrived): each trial's bracket drawn in creation order, each

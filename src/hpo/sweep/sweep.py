@@ -20,6 +20,7 @@ from ray import tune
 from ray.tune import ResumeConfig, Stopper
 
 from hpo.space import SearchSpace
+from hpo.sweep.buffering import buffered_trainable, buffers_results, result_buffering
 from hpo.sweep.factories import make_scheduler, make_searcher, tune_space
 from hpo.sweep.relocate import relocating
 from hpo.sweep.storage import TUNE_DIR
@@ -83,12 +84,14 @@ class Sweep:
         if cfg.scheduler.name == "pbt":
             extra.setdefault("param_space", tune_space(space))
             extra.setdefault("keep_checkpoints", None)
+        scheduler = make_scheduler(cfg, space)
         return cls(
-            trainable=trainable,
+            # epoch results in batches, the scheduler's epochs at once (hpo.sweep.buffering)
+            trainable=buffered_trainable(trainable, scheduler, cfg.trainer.result_buffer_s),
             metric=cfg.metric,
             mode=cfg.mode,
             searcher=make_searcher(cfg, space, concurrent, journal),
-            scheduler=make_scheduler(cfg, space),
+            scheduler=scheduler,
             storage_path=storage_path,
             num_samples=num_samples,
             max_concurrent=concurrent,
@@ -106,7 +109,12 @@ class Sweep:
         # a moved or copied run directory resumes in its new place (hpo.sweep.relocate);
         # the concurrency cap is then applied there
         search_alg = relocating(self.searcher, self.storage_path, self.name, self.max_concurrent)
-        analysis = tune.run(
+        with result_buffering(buffers_results(self.trainable)):
+            analysis = self._run(search_alg, resume)
+        return list(analysis.trials)
+
+    def _run(self, search_alg, resume: bool):
+        return tune.run(
             self.trainable,
             name=self.name,
             storage_path=self.storage_path,
@@ -132,4 +140,3 @@ class Sweep:
             verbose=0,
             resume_config=ResumeConfig() if resume else None,
         )
-        return list(analysis.trials)
