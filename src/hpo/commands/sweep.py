@@ -65,10 +65,9 @@ def _check_run_location(cfg) -> None:
     from hpo.paths import check_creatable_dir
     from hpo.sweep.storage import is_uri
 
-    key, target = ("run_dir", cfg.run_dir) if cfg.get("run_dir") else ("output_dir", None)
-    target = target or cfg.output_dir
-    if not is_uri(target):
-        check_creatable_dir(target, f"config key `{key}`")
+    key = "run_dir" if cfg.get("run_dir") else "output_dir"
+    if not is_uri(cfg[key]):
+        check_creatable_dir(cfg[key], f"config key `{key}`")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -110,33 +110,32 @@ class Sweep:
         # the concurrency cap is then applied there
         search_alg = relocating(self.searcher, self.storage_path, self.name, self.max_concurrent)
         with result_buffering(buffers_results(self.trainable)):
-            analysis = self._run(search_alg, resume)
+            analysis = tune.run(
+                self.trainable,
+                name=self.name,
+                storage_path=self.storage_path,
+                metric=self.metric,
+                mode=self.mode,
+                config=self.param_space,
+                search_alg=search_alg,
+                scheduler=self.scheduler,
+                num_samples=self.num_samples,
+                max_concurrent_trials=None
+                if search_alg is not self.searcher
+                else self.max_concurrent,
+                time_budget_s=self.time_budget_s,
+                stop=self.stopper,
+                callbacks=self.callbacks,
+                reuse_actors=True,
+                trial_dirname_creator=trial_dirname,
+                # num_to_keep=1 also makes Tune snapshot the experiment after every trial
+                # checkpoint, so a killed driver loses at most the epoch in flight (the
+                # snapshot can lag the deletion of the previous checkpoint by a moment:
+                # hpo.sweep.resume.repair_snapshot_checkpoints covers that).
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=self.keep_checkpoints),
+                max_failures=self.max_failures,
+                raise_on_failed_trial=False,
+                verbose=0,
+                resume_config=ResumeConfig() if resume else None,
+            )
         return list(analysis.trials)
-
-    def _run(self, search_alg, resume: bool):
-        return tune.run(
-            self.trainable,
-            name=self.name,
-            storage_path=self.storage_path,
-            metric=self.metric,
-            mode=self.mode,
-            config=self.param_space,
-            search_alg=search_alg,
-            scheduler=self.scheduler,
-            num_samples=self.num_samples,
-            max_concurrent_trials=None if search_alg is not self.searcher else self.max_concurrent,
-            time_budget_s=self.time_budget_s,
-            stop=self.stopper,
-            callbacks=self.callbacks,
-            reuse_actors=True,
-            trial_dirname_creator=trial_dirname,
-            # num_to_keep=1 also makes Tune snapshot the experiment after every trial
-            # checkpoint, so a killed driver loses at most the epoch in flight (the
-            # snapshot can lag the deletion of the previous checkpoint by a moment:
-            # hpo.sweep.resume.repair_snapshot_checkpoints covers that).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=self.keep_checkpoints),
-            max_failures=self.max_failures,
-            raise_on_failed_trial=False,
-            verbose=0,
-            resume_config=ResumeConfig() if resume else None,
-        )
