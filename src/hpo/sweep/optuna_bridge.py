@@ -46,6 +46,7 @@ from ray.tune.search import Searcher
 
 from hpo.rundir import JOURNAL
 from hpo.sweep.fidelity import imputed_value, lifted_value
+from hpo.sweep.journal import BatchedJournal
 from hpo.train.trial import FINISHED_KEY
 
 JOURNAL_FILE = JOURNAL
@@ -96,18 +97,33 @@ class StudySearcher(Searcher):
         self.stopped_as = stopped_as
         self._study: optuna.Study | None = None
         self._storage: JournalStorage | None = None
+        self.backend: BatchedJournal | None = None
         self._numbers: dict[str, int] = {}  # Tune trial id -> Optuna trial number
+        self._ids: dict[int, int] = {}  # Optuna trial number -> its storage id
+        self._finished: set[int] = set()  # numbers of the trials no longer RUNNING
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its searcher; the study is the journal file, reopened on use.
-        return {**self.__dict__, "_study": None, "_storage": None, "_numbers": {}}
+        self.flush()
+        return {
+            **self.__dict__,
+            "_study": None,
+            "_storage": None,
+            "backend": None,
+            "_numbers": {},
+            "_ids": {},
+            "_finished": set(),
+        }
 
     @property
     def study(self) -> optuna.Study:
         """The run's study (opened on first use: created, or loaded from the journal)."""
         if self._study is None:
             existing = self.journal.is_file() and self.journal.stat().st_size > 0
-            self._storage = journal_storage(self.journal)  # (creates the file)
+            # the study's changes are written in batches (hpo.sweep.journal): this driver
+            # is the journal's only writer while it holds the run directory
+            self.backend = BatchedJournal(self.journal)  # (creates the file)
+            self._storage = JournalStorage(self.backend)
             if existing:
                 self._study = optuna.load_study(
                     study_name=STUDY_NAME, storage=self._storage, sampler=self.sampler
@@ -121,28 +137,45 @@ class StudySearcher(Searcher):
                         "minimize" if mode == "min" else "maximize" for _, mode in self.objectives
                     ],
                 )
+            trials = self._study.get_trials(deepcopy=False)
             self._numbers = {
-                t.user_attrs[TUNE_ID_ATTR]: t.number
-                for t in self._study.get_trials(deepcopy=False)
-                if TUNE_ID_ATTR in t.user_attrs
+                t.user_attrs[TUNE_ID_ATTR]: t.number for t in trials if TUNE_ID_ATTR in t.user_attrs
             }
+            self._finished = {t.number for t in trials if t.state != TrialState.RUNNING}
         return self._study
+
+    def flush(self) -> None:
+        """Write the study's waiting changes to the journal file (hpo.sweep.journal)."""
+        if self.backend is not None:
+            self.backend.flush()
 
     def _running(self, trial_id: str) -> tuple[int, int] | None:
         """(number, storage id) of the Tune trial's Optuna trial while it runs; None once
-        it is finished (e.g. told just before a driver was killed) or unknown."""
+        it is finished (e.g. told just before a driver was killed) or unknown. Read from
+        what this searcher knows, as the journal's only writer: no file read per result."""
+        self.study  # noqa: B018 (opens the study: the numbers and finished trials)
         number = self._numbers.get(trial_id)
-        if number is None:
+        if number is None or number in self._finished:
             return None
-        if self.study.get_trials(deepcopy=False)[number].state != TrialState.RUNNING:
-            return None
-        study_id = self._storage.get_study_id_from_name(STUDY_NAME)
-        return number, self._storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        if number not in self._ids:
+            study_id = self._storage.get_study_id_from_name(STUDY_NAME)
+            self._ids[number] = self._storage.get_trial_id_from_study_id_trial_number(
+                study_id, number
+            )
+        return number, self._ids[number]
+
+    def _tell(self, number: int, *args, **kwargs) -> None:
+        try:
+            self.study.tell(number, *args, **kwargs)
+        finally:
+            self._finished.add(number)
+            self.flush()
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         trial = self.study.ask(self.space)
         trial.set_user_attr(TUNE_ID_ATTR, trial_id)
         self._numbers[trial_id] = trial.number
+        self.flush()  # the new trial is in the file before Tune snapshots it
         return dict(trial.params)  # dotted keys, as hpo.train.trial.apply_params takes them
 
     @property
@@ -159,6 +192,8 @@ class StudySearcher(Searcher):
         running = self._running(trial_id)
         if running is not None:
             self._storage.set_trial_intermediate_value(running[1], int(step), float(value))
+            if self.backend.flush_due():
+                self.flush()
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
@@ -173,7 +208,7 @@ class StudySearcher(Searcher):
         value = result.get(self.metric) if result else None
         if error or value is None or not math.isfinite(value):
             self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "failed")
-            self.study.tell(number, state=TrialState.FAIL)
+            self._tell(number, state=TrialState.FAIL)
             return
         # Tune gives no on_trial_result for the result that made the scheduler stop it.
         self.on_trial_result(trial_id, result)
@@ -181,13 +216,13 @@ class StudySearcher(Searcher):
         values = list(frozen.intermediate_values.values()) or [float(value)]
         if result.get(FINISHED_KEY):
             self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "completed")
-            self.study.tell(number, min(values) if self.mode == "min" else max(values))
+            self._tell(number, min(values) if self.mode == "min" else max(values))
             return
         self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "stopped")
         if self.stopped_as == "imputed":
-            self.study.tell(number, imputed_value(self.study, frozen, STATUS_ATTR))
+            self._tell(number, imputed_value(self.study, frozen, STATUS_ATTR))
         else:
-            self.study.tell(number, state=TrialState.PRUNED)
+            self._tell(number, state=TrialState.PRUNED)
 
     def _values(self, result: dict | None) -> list[float] | None:
         """The objectives' values in ``result``; None when one is missing or not finite."""
@@ -211,7 +246,7 @@ class StudySearcher(Searcher):
         values = None if error else self._values(result)
         if values is None:
             self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "failed")
-            self.study.tell(number, state=TrialState.FAIL)
+            self._tell(number, state=TrialState.FAIL)
             return
         self._record_values(trial_id, result)
         curve = self.study.get_trials(deepcopy=False)[number].user_attrs.get(VALUES_ATTR, {})
@@ -219,11 +254,11 @@ class StudySearcher(Searcher):
         best = max(curve.values(), key=lambda v: sign * v[0]) if curve else values
         if result.get(FINISHED_KEY):
             self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "completed")
-            self.study.tell(number, best)
+            self._tell(number, best)
             return
         self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "stopped")
         if self.stopped_as == "pruned":
-            self.study.tell(number, state=TrialState.PRUNED)
+            self._tell(number, state=TrialState.PRUNED)
             return
         firsts = {int(e): v[0] for e, v in curve.items()} or {0: values[0]}
         completed = [
@@ -231,10 +266,11 @@ class StudySearcher(Searcher):
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.user_attrs.get(STATUS_ATTR) == "completed"
         ]
-        self.study.tell(number, [lifted_value(firsts, completed), *values[1:]])
+        self._tell(number, [lifted_value(firsts, completed), *values[1:]])
 
     # Tune saves this with every experiment snapshot: the Tune trials it knew then.
     def save(self, checkpoint_path: str) -> None:
+        self.flush()  # the journal is at least as new as Tune's snapshot
         known = [t.user_attrs.get(TUNE_ID_ATTR) for t in self.study.get_trials(deepcopy=False)]
         Path(checkpoint_path).write_text(json.dumps({"tune_trials": known}))
 
@@ -247,7 +283,7 @@ class StudySearcher(Searcher):
             if trial_id not in known:
                 _, storage_id = self._running(trial_id)
                 self._storage.set_trial_user_attr(storage_id, STATUS_ATTR, "orphan")
-                self.study.tell(frozen.number, state=TrialState.FAIL)
+                self._tell(frozen.number, state=TrialState.FAIL)
 
 
 class TuneDrivenGridSampler(optuna.samplers.GridSampler):

@@ -73,6 +73,10 @@ def _plain(value: Any) -> Any:
 class TrialRecorder(Callback):
     """A Tune callback on the driver: appends rows to ``trials.jsonl`` as they arrive.
 
+    A batch of epoch results (hpo.sweep.buffering) is written with one append at the end
+    of Tune's step that took it (``on_step_end``); a trial's start, end or retry is
+    written at once, after any epoch rows before it.
+
     Args:
         path: the JSON-lines file (appended to, so a resumed sweep keeps earlier rows).
         metric, mode: what "best so far" means in the progress line.
@@ -107,10 +111,12 @@ class TrialRecorder(Callback):
         self._failed: dict[str, str] = {}  # trial -> why its own code failed (FAILED_KEY)
         self._ended: set[str] = set()  # trials whose end was written (before a resume too)
         self._running: set[str] = set()  # started and not ended: the progress line's count
+        self._rows: list[str] = []  # epoch rows not yet written (until the step's end)
         self._load_existing()
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks into tuner.pkl; a stream need not (and may not) go there.
+        self.flush()
         return {**self.__dict__, "stream": None}
 
     def _load_existing(self) -> None:
@@ -127,12 +133,27 @@ class TrialRecorder(Callback):
                 self._last[row["trial_id"]] = row
                 self._track_best(row.get(self.metric), row["trial_id"])
 
-    def _write(self, row: dict) -> None:
+    def _write(self, row: dict, now: bool = True) -> None:
+        self._rows.append(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+        if now:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the rows not yet written."""
+        if not self._rows:
+            return
         try:
             with self.path.open("a") as handle:
-                handle.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+                handle.write("".join(self._rows))
         except OSError as exc:  # a full disk: name the file (a failed flush does not)
             raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+        self._rows = []
+
+    def on_step_end(self, iteration, trials, **info):
+        self.flush()
+
+    def on_experiment_end(self, trials, **info):
+        self.flush()
 
     def _track_best(self, value: Any, trial_id: str) -> None:
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -167,7 +188,7 @@ class TrialRecorder(Callback):
             **recorded_fields(result, self.keep),
         }
         self._last[trial.trial_id] = row
-        self._write(row)
+        self._write(row, now=False)
         self._track_best(result.get(self.metric), trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):

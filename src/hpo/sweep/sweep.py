@@ -11,6 +11,8 @@ in the callback state), not from another library's private attributes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +111,10 @@ class Sweep:
         # a moved or copied run directory resumes in its new place (hpo.sweep.relocate);
         # the concurrency cap is then applied there
         search_alg = relocating(self.searcher, self.storage_path, self.name, self.max_concurrent)
-        with result_buffering(buffers_results(self.trainable)):
+        with (
+            result_buffering(buffers_results(self.trainable)),
+            flushed(self.searcher, *self.callbacks),
+        ):
             analysis = tune.run(
                 self.trainable,
                 name=self.name,
@@ -139,3 +144,17 @@ class Sweep:
                 resume_config=ResumeConfig() if resume else None,
             )
         return list(analysis.trials)
+
+
+@contextmanager
+def flushed(*writers) -> Iterator[None]:
+    """What the searcher and the callbacks hold back written out when the run ends,
+    however it ends (the study's journal: hpo.sweep.journal; trials.jsonl's epoch rows:
+    hpo.sweep.recorder)."""
+    try:
+        yield
+    finally:
+        for writer in writers:
+            flush = getattr(writer, "flush", None)
+            if flush is not None:
+                flush()
