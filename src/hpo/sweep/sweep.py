@@ -24,6 +24,8 @@ from ray.tune import ResumeConfig, Stopper
 from hpo.space import SearchSpace
 from hpo.sweep.buffering import buffered_trainable, buffers_results, result_buffering
 from hpo.sweep.factories import make_scheduler, make_searcher, tune_space
+from hpo.sweep.optuna_bridge import StudySearcher
+from hpo.sweep.recorder import TrialRecorder
 from hpo.sweep.relocate import relocating
 from hpo.sweep.storage import TUNE_DIR
 
@@ -113,7 +115,7 @@ class Sweep:
         search_alg = relocating(self.searcher, self.storage_path, self.name, self.max_concurrent)
         with (
             result_buffering(buffers_results(self.trainable)),
-            flushed(self.searcher, *self.callbacks),
+            flushed(self.searcher, *self.callbacks),  # (hpo's own: what they hold back)
         ):
             analysis = tune.run(
                 self.trainable,
@@ -155,6 +157,5 @@ def flushed(*writers) -> Iterator[None]:
         yield
     finally:
         for writer in writers:
-            flush = getattr(writer, "flush", None)
-            if flush is not None:
-                flush()
+            if isinstance(writer, (StudySearcher, TrialRecorder)):  # not another's flush()
+                writer.flush()
