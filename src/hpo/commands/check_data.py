@@ -56,9 +56,12 @@ def summary_lines(prepared) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from hpo.config import compose_config
-    from hpo.data.prepare import inspect_data
+    from hpo.data.locations import check_configured_file
 
     cfg, _ = compose_config(args.overrides, args.config_dir)
+    check_configured_file(cfg)  # before pandas, pyarrow and scikit-learn load
+    from hpo.data.prepare import inspect_data
+
     prepared = inspect_data(cfg)
     report = prepared.quality
     if args.json:

@@ -13,12 +13,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpo.rundir import RunDirectory
+
+    run_dir = RunDirectory.open(args.run_dir)  # a wrong path: its error before the imports
     from hpo.export.lightning_predict import is_lightning_export
     from hpo.export.lightning_report import write_lightning_report
     from hpo.export.report import REPORT_JSON, write_report
-    from hpo.rundir import RunDirectory
 
-    lightning = is_lightning_export(RunDirectory.open(args.run_dir).best)
+    lightning = is_lightning_export(run_dir.best)
     report, html_path = (write_lightning_report if lightning else write_report)(args.run_dir)
     print(f"report: {html_path}")
     print(f"        {html_path.parent / REPORT_JSON} ({len(report['warnings'])} warnings)")

@@ -79,9 +79,11 @@ def run(args: argparse.Namespace) -> int:
     if args.cfg == "job":
         print(OmegaConf.to_yaml(cfg, resolve=True), end="")
         return 0
+    from hpo.data.locations import check_configured_file
     from hpo.loopback import keep_embedded_ray_on_loopback
 
     _check_run_location(cfg)
+    check_configured_file(cfg)  # a missing data file: its error in a second, not twenty
     keep_embedded_ray_on_loopback(cfg.cluster.address)  # before Ray is imported
     from hpo.sweep import run_sweep
     from hpo.sweep.resources import check_local_resources

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from hpo.data.locations import check_data_file
 from hpo.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -29,28 +30,6 @@ OTHER_DELIMITERS = (";", "\t", "|")  # what a one-column header may really be sp
 
 def _is_uri(path: str) -> bool:
     return "://" in path
-
-
-def _check_path(path: str | None, fmt: str) -> str:
-    if not path:
-        raise ConfigError(
-            f"config key `data.path`: data={fmt} needs a file; pass data.path=FILE "
-            f"(and data.target=COLUMN)."
-        )
-    path = str(path)
-    if _is_uri(path):
-        return path  # s3://, gs://, hdfs://: pyarrow's filesystems open those
-    local = Path(path).expanduser()
-    if not local.exists():
-        raise DataError(
-            f"config key `data.path`: no file at {local.resolve()}; check the path "
-            "(relative paths start from the directory you run hpo in)."
-        )
-    if not local.is_file():
-        raise DataError(f"config key `data.path`: {local.resolve()} is not a file.")
-    if local.stat().st_size == 0:
-        raise DataError(f"config key `data.path`: {local.resolve()} is empty (0 bytes).")
-    return str(local)
 
 
 def read_frame(
@@ -80,7 +59,7 @@ def read_frame(
         DataError: the file cannot be read, is not in ``encoding``, or has two columns
             of one name.
     """
-    path = _check_path(path, fmt)
+    path = check_data_file(path, fmt)
     try:
         if fmt == "parquet":
             table = pq.read_table(path, columns=columns)
@@ -252,7 +231,7 @@ def load_file(data_cfg) -> Table:
     from hpo.data.sources import Table
 
     fmt = data_cfg.source
-    path = _check_path(data_cfg.path, fmt)
+    path = check_data_file(data_cfg.path, fmt)
     na_values = list(data_cfg.na_values or [])
     delimiter = csv_delimiter(data_cfg)
     if fmt == "parquet":
