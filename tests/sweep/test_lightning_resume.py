@@ -47,6 +47,23 @@ def in_flight(events: list[dict]) -> str | None:
     return next((t for t, n in counts.items() if n >= 2), None)
 
 
+def snapshot_whole(run_dir: Path) -> bool:
+    """Tune's newest experiment snapshot in the run directory is whole: Tune copies it
+    there from its staging folder in place, in a thread, after each trial checkpoint, and
+    a driver killed during that copy leaves it torn, which `hpo resume` reports as damaged
+    (tests/sweep/test_resume_verify.py). This test is about a kill between snapshots."""
+    states = sorted((run_dir / "tune").glob("experiment_state-*.json"))
+    if not states:
+        return False
+    try:
+        json.loads(states[-1].read_text())
+    except ValueError:
+        return False
+    session = states[-1].name.removeprefix("experiment_state-").removesuffix(".json")
+    others = list((run_dir / "tune").glob(f"*-state*-{session}.pkl"))
+    return bool(others) and all(p.stat().st_size > 0 for p in others)
+
+
 def test_a_killed_lightning_sweep_resumes_each_fold_from_its_checkpoint(ray_local, tmp_path):
     run_dir = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(TESTS)]))
@@ -57,7 +74,7 @@ def test_a_killed_lightning_sweep_resumes_each_fold_from_its_checkpoint(ray_loca
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        while not in_flight(rows(run_dir)):
+        while not (in_flight(rows(run_dir)) and snapshot_whole(run_dir)):
             assert proc.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the sweep did not get far enough in time"
             time.sleep(0.05)
