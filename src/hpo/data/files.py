@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from hpo.data.locations import check_data_file
+from hpo.data.locations import check_data_file, is_uri
 from hpo.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "parquet")
 LISTED_COLUMNS = 30  # how many column names an error message lists
 OTHER_DELIMITERS = (";", "\t", "|")  # what a one-column header may really be split by
-
-
-def _is_uri(path: str) -> bool:
-    return "://" in path
 
 
 def read_frame(
@@ -252,5 +248,5 @@ def load_file(data_cfg) -> Table:
     if len(frame) == 0:
         raise DataError(f"config key `data.path`: {path} has a header but no rows.")
     target = frame.pop(data_cfg.target)
-    name = Path(path).stem if not _is_uri(path) else path.rsplit("/", 1)[-1]
+    name = Path(path).stem if not is_uri(path) else path.rsplit("/", 1)[-1]
     return Table(features=frame, target=target, name=name)

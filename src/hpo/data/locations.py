@@ -12,6 +12,11 @@ from hpo.errors import ConfigError, DataError
 FILE_SOURCES = ("csv", "parquet")  # data sources that read one file at data.path
 
 
+def is_uri(path: str) -> bool:
+    """s3://, gs://, hdfs://, file://: a location pyarrow's filesystems open."""
+    return "://" in path
+
+
 def check_data_file(path: str | None, fmt: str) -> str:
     """``data.path`` for a ``fmt`` (csv / parquet) source: the file as a string (a URI is
     passed on unchecked: pyarrow's filesystems open it).
@@ -26,8 +31,8 @@ def check_data_file(path: str | None, fmt: str) -> str:
             f"(and data.target=COLUMN)."
         )
     path = str(path)
-    if "://" in path:
-        return path  # s3://, gs://, hdfs://
+    if is_uri(path):
+        return path
     local = Path(path).expanduser()
     if not local.exists():
         raise DataError(

@@ -150,10 +150,7 @@ class TrialRecorder(Callback):
         self._rows = []
 
     def on_step_end(self, iteration, trials, **info):
-        self.flush()
-
-    def on_experiment_end(self, trials, **info):
-        self.flush()
+        self.flush()  # (and hpo.sweep.sweep.Sweep.run flushes when the run ends)
 
     def _track_best(self, value: Any, trial_id: str) -> None:
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
