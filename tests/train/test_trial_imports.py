@@ -118,3 +118,33 @@ def test_the_trial_trains_mlpnet_and_hands_out_lightning_modules():
         with torch.no_grad():
             expected = trainer.engine.fold_module(0, False)(x)
             assert torch.allclose(modules[0](x), expected)
+
+
+def test_the_tabular_sweep_and_export_leave_lightning_unimported():
+    """The tabular driver (the runner, `hpo sweep`'s command, the export pipeline) does
+    not import Lightning (its import, with torchmetrics', takes ~5 s here); the export
+    trains and writes the plain MLPNet, the same layers and weights as TabularMLP."""
+    code = (
+        "import sys, hpo.sweep.runner, hpo.commands.sweep, hpo.export.pipeline\n"
+        "print(sorted(m for m in ('lightning', 'torchmetrics') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    from hpo.models.mlp_net import MLPNet
+    from hpo.train import FoldTrainer
+
+    cfg = plain_config("classification")
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(30, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+    folds = [FoldArrays(X[:20], y[:20], X[20:], y[20:], np.arange(20), np.arange(10))] * 2
+    data = TrialData(folds, 4, 3, "classification", [0, 1, 2])
+    trainer = FoldTrainer(data, cfg["model"], cfg["optim"], cfg["trainer"], 0)
+    trainer.run_epoch()
+    plain = trainer.fold_modules(best=False, lightning=False)
+    lit = trainer.fold_modules(best=False)
+    assert all(type(m) is MLPNet and not m.training for m in plain)
+    x = torch.as_tensor(X[20:])
+    with torch.no_grad():
+        assert all(torch.allclose(p(x), m(x)) for p, m in zip(plain, lit))

@@ -106,7 +106,6 @@ def export_and_summarize(result, cfg) -> int:
 
 def _export_and_summarize(result, cfg) -> int:
     from hpo.errors import HPOError
-    from hpo.export.lightning_export import export_lightning_best
     from hpo.export.pipeline import export_best
     from hpo.export.staging import ExportInterrupted
     from hpo.paths import os_error_line
@@ -118,7 +117,9 @@ def _export_and_summarize(result, cfg) -> int:
     if result.best is None:
         print_summary(result, cfg)
         return 0
-    export = export_lightning_best if engine_name(cfg) == "lightning" else export_best
+    export = export_best
+    if engine_name(cfg) == "lightning":  # lightning is imported on this path only
+        from hpo.export.lightning_export import export_lightning_best as export
     try:
         exported = export(result.run_dir, result.prepared, sweep_wall_s=result.wall_s)
     except KeyboardInterrupt:  # best/ is untouched (hpo.export.staging)

@@ -132,9 +132,9 @@ def replay_best_trial(
         summary = trainer.run_epoch()
         if summary.epoch == best_epoch:
             at_best = summary
-            modules = [m.cpu() for m in trainer.fold_modules(best=True)]
+            modules = [m.cpu() for m in trainer.fold_modules(best=True, lightning=False)]
     if not modules:  # the replay ended before best_epoch (it did not repeat the trial)
-        modules = [m.cpu() for m in trainer.fold_modules(best=True)]
+        modules = [m.cpu() for m in trainer.fold_modules(best=True, lightning=False)]
     record = {
         "epochs": trainer.epoch,
         "histories": trainer.fold_histories(),
@@ -185,7 +185,7 @@ def refit_all_rows(
     )
     while not trainer.finished:
         trainer.run_epoch()
-    (module,) = trainer.fold_modules(best=False)
+    (module,) = trainer.fold_modules(best=False, lightning=False)
     return module.cpu(), preprocessor, arrays, trainer.fold_histories()[0]
 
 

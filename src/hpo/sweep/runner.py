@@ -55,7 +55,6 @@ from hpo.sweep.sweep import FINISHED_STATES, Sweep, trial_dirname
 from hpo.sweep.tensorboard import TensorBoardWriter
 from hpo.sweep.tune_log import TUNE_LOG, tune_log_to
 from hpo.train.cost import COST_METRICS
-from hpo.train.lightning_plan import plan_lightning
 from hpo.train.metrics import metric_names
 from hpo.train.trial import TRIAL_FUNCTIONS, engine_name
 
@@ -109,6 +108,8 @@ def prepare_sweep_data(cfg: DictConfig, space: SearchSpace):
     cleaned, split and preprocessed folds (PreparedData); a DataModule: the fold plan, its
     logged metrics found by a one-batch preflight (FoldPlan)."""
     if engine_name(cfg) == "lightning":
+        from hpo.train.lightning_plan import plan_lightning  # lightning: only on this path
+
         plan = plan_lightning(cfg, space)
         return plan, plan.task, plan.logged
     prepared = prepare_data(cfg)

@@ -276,12 +276,16 @@ class FoldTrainer:
                 self.cost = dict.fromkeys(COST_METRICS, math.nan)
         return self.cost
 
-    def fold_modules(self, best: bool = True) -> list[Any]:
-        """Each fold's LightningModule; with ``best``, carrying its best epoch's weights
-        (early stopping's choice) instead of the last epoch's. Modules are standalone
-        copies in eval mode; the built-in MLP's as ordinary ``TabularMLP`` modules (a trial
-        trains its Lightning-free ``MLPNet``: hpo.models.build)."""
+    def fold_modules(self, best: bool = True, lightning: bool = True) -> list[Any]:
+        """Each fold's module; with ``best``, carrying its best epoch's weights (early
+        stopping's choice) instead of the last epoch's. Modules are standalone copies in eval
+        mode; the built-in MLP's as ordinary ``TabularMLP`` LightningModules (a trial trains
+        its Lightning-free ``MLPNet``: hpo.models.build), or with ``lightning=False`` as
+        that ``MLPNet`` (the same layers and weights; the tabular export needs no Lightning,
+        whose import takes seconds)."""
         modules = [self.engine.fold_module(index, best) for index in range(len(self.folds))]
+        if not lightning:
+            return modules
         return [m.as_lightning() if isinstance(m, MLPNet) else m for m in modules]
 
     def fold_histories(self) -> list[list[dict[str, float]]]:
