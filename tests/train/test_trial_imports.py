@@ -48,6 +48,16 @@ def plain_config(task: str) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def two_fold_classification(seed: int) -> tuple[np.ndarray, TrialData]:
+    """30 random rows of 4 features, 3 classes; both folds train on the first 20 rows and
+    validate on the last 10."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(30, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+    folds = [FoldArrays(X[:20], y[:20], X[20:], y[20:], np.arange(20), np.arange(10))] * 2
+    return X, TrialData(folds, 4, 3, "classification", [0, 1, 2])
+
+
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_a_tabular_trial_runs_without_the_drivers_heavy_libraries(task):
     rng = np.random.default_rng(0)
@@ -104,11 +114,7 @@ def test_the_trial_trains_mlpnet_and_hands_out_lightning_modules():
         torch.equal(a, b) for a, b in zip(lean.state_dict().values(), lit.state_dict().values())
     )
 
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(30, 4)).astype(np.float32)
-    y = rng.integers(0, 3, 30)
-    folds = [FoldArrays(X[:20], y[:20], X[20:], y[20:], np.arange(20), np.arange(10))] * 2
-    data = TrialData(folds, 4, 3, "classification", [0, 1, 2])
+    X, data = two_fold_classification(seed=1)
     for engine in ("batched", "sequential"):
         trainer = FoldTrainer(data, cfg["model"], cfg["optim"], cfg["trainer"], 0, engine=engine)
         trainer.run_epoch()
@@ -135,11 +141,7 @@ def test_the_tabular_sweep_and_export_leave_lightning_unimported():
     from hpo.train import FoldTrainer
 
     cfg = plain_config("classification")
-    rng = np.random.default_rng(2)
-    X = rng.normal(size=(30, 4)).astype(np.float32)
-    y = rng.integers(0, 3, 30)
-    folds = [FoldArrays(X[:20], y[:20], X[20:], y[20:], np.arange(20), np.arange(10))] * 2
-    data = TrialData(folds, 4, 3, "classification", [0, 1, 2])
+    X, data = two_fold_classification(seed=2)
     trainer = FoldTrainer(data, cfg["model"], cfg["optim"], cfg["trainer"], 0)
     trainer.run_epoch()
     plain = trainer.fold_modules(best=False, lightning=False)

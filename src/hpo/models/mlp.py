@@ -15,7 +15,8 @@ class TabularMLP(MLPNet, L.LightningModule):
     ``MLPNet`` (hpo.models.mlp_net) holds the layers and the hooks; this class adds
     Lightning's base, so it trains under a ``Trainer`` and is what to subclass. hpo's
     trials of the default model build ``MLPNet`` (no Lightning import in a Ray worker);
-    ``FoldTrainer.fold_modules()`` and the export hand out ``TabularMLP``.
+    ``FoldTrainer.fold_modules()`` hands out ``TabularMLP`` (the tabular export
+    writes the plain MLPNet: ``fold_modules(lightning=False)``).
 
     Its constructor arguments are MLPNet's.
     """
