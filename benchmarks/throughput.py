@@ -216,7 +216,23 @@ def sweep_ours(trials: int, epochs: int, workdir: Path, name: str = "ours") -> d
     return {
         "wall_s": wall,
         "trial_s": [float(v) for v in compute],
+        **epoch_times(result.trials),
         "breakdown": wall_breakdown(result.trials, clock, clock + wall),
+    }
+
+
+def epoch_times(rows) -> dict[str, Any]:
+    """From a sweep's rows: ``epoch_s``, the median epoch of a running trial with all its
+    folds training (NaN if there is none), and ``first_epoch_s``, every trial's first
+    epoch. A first epoch also pays one-time costs (a worker's first trial imports
+    torch._dynamo on the optimizer's first call) and an epoch after a fold stopped early
+    trains fewer folds, so neither tells how long the epochs of a longer trial take."""
+    full = rows["folds_active"] == rows["folds_active"].max()
+    later = rows.loc[full & (rows["training_iteration"] > 1), "time_this_iter_s"]
+    first = rows.loc[rows["training_iteration"] == 1, "time_this_iter_s"]
+    return {
+        "epoch_s": float(later.median()) if len(later) else float("nan"),
+        "first_epoch_s": [float(v) for v in first],
     }
 
 
@@ -308,8 +324,8 @@ def sweep_figures(
     """Both sweeps, with trials of about ``seconds`` of wall time each.
 
     A pilot sweep (one trial per slot) measures how long an epoch takes inside Ray on this
-    machine as loaded now; its wall time beyond its trials is the sweep's start-up cost
-    (starting the trial actors). The stock sweep runs fewer trials if all of them (each
+    machine as loaded now (the median epoch after each trial's first); its wall time
+    beyond its trials is the sweep's start-up cost (starting the trial actors). The stock sweep runs fewer trials if all of them (each
     paying an actor start) would not end before ``deadline`` (``time.perf_counter``)."""
     from omegaconf import OmegaConf
 
@@ -330,7 +346,12 @@ def sweep_figures(
             cpu_epoch = {a: digits[f"{a}_k5"]["epoch_s"] or 1e-3 for a in ("ours", "stock")}
             pilot_epochs = max(1, round(seconds / 2 / cpu_epoch["ours"]))
             pilot = sweep_ours(concurrency, pilot_epochs, workdir, name="pilot")
-            trial_epoch = sum(pilot["trial_s"]) / len(pilot["trial_s"]) / pilot_epochs
+            # Sized by an epoch after the first: the pilot's trials are each worker's
+            # first, whose one-time costs (imports on first use, both cores busy with
+            # the workers' start) would make the measured sweep's trials too short.
+            trial_epoch = pilot["epoch_s"]
+            if not trial_epoch > 0:  # every pilot trial stopped after one epoch
+                trial_epoch = sum(pilot["trial_s"]) / len(pilot["trial_s"]) / pilot_epochs
             slowdown = trial_epoch / cpu_epoch["ours"]  # wall in a trial vs CPU time alone
             startup = max(0.0, pilot["wall_s"] - max(pilot["trial_s"]))
             raw["pilot"] = {
@@ -338,6 +359,8 @@ def sweep_figures(
                 "wall_s": round(pilot["wall_s"], 2),
                 "trial_s": [round(t, 2) for t in pilot["trial_s"]],
                 "startup_s": round(startup, 2),
+                "epoch_s": round(trial_epoch, 4),
+                "first_epoch_s": [round(t, 2) for t in pilot["first_epoch_s"]],
                 "trial_epoch_vs_cpu_epoch": round(slowdown, 2),
                 "breakdown": pilot["breakdown"],
             }
