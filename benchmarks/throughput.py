@@ -324,9 +324,10 @@ def sweep_figures(
     """Both sweeps, with trials of about ``seconds`` of wall time each.
 
     A pilot sweep (one trial per slot) measures how long an epoch takes inside Ray on this
-    machine as loaded now (the median epoch after each trial's first); its wall time
-    beyond its trials is the sweep's start-up cost (starting the trial actors). The stock sweep runs fewer trials if all of them (each
-    paying an actor start) would not end before ``deadline`` (``time.perf_counter``)."""
+    machine as loaded now (:func:`epoch_times`); its wall time beyond its trials is the
+    sweep's start-up cost (starting the trial actors). The stock sweep runs fewer trials
+    if all of them (each paying an actor start) would not end before ``deadline``
+    (``time.perf_counter``)."""
     from omegaconf import OmegaConf
 
     from hpo.cluster import start_ray, stop_ray
@@ -346,10 +347,7 @@ def sweep_figures(
             cpu_epoch = {a: digits[f"{a}_k5"]["epoch_s"] or 1e-3 for a in ("ours", "stock")}
             pilot_epochs = max(1, round(seconds / 2 / cpu_epoch["ours"]))
             pilot = sweep_ours(concurrency, pilot_epochs, workdir, name="pilot")
-            # Sized by an epoch after the first: the pilot's trials are each worker's
-            # first, whose one-time costs (imports on first use, both cores busy with
-            # the workers' start) would make the measured sweep's trials too short.
-            trial_epoch = pilot["epoch_s"]
+            trial_epoch = pilot["epoch_s"]  # not its whole trials: see epoch_times
             if not trial_epoch > 0:  # every pilot trial stopped after one epoch
                 trial_epoch = sum(pilot["trial_s"]) / len(pilot["trial_s"]) / pilot_epochs
             slowdown = trial_epoch / cpu_epoch["ours"]  # wall in a trial vs CPU time alone
