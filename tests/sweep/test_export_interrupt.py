@@ -1,5 +1,6 @@
-"""A real `hpo sweep` is interrupted (Ctrl-C) or killed during its export: best/ is never
-left half-written for `hpo predict`, and `hpo resume` exports again."""
+"""A real `hpo sweep` is killed during its export, and the `hpo resume` after it is
+interrupted (Ctrl-C) during its own: best/ is never left half-written for `hpo predict`,
+and the next `hpo resume` exports again."""
 
 from __future__ import annotations
 
@@ -32,31 +33,51 @@ def hpo(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
-def test_an_export_cut_short_leaves_no_best_dir_and_resume_exports_again(tmp_path, signum):
-    run_dir = tmp_path / "run"
-    sweep = hpo("sweep", *TINY, "scheduler=fifo", "cluster.num_cpus=1", f"run_dir={run_dir}")
+def wait_for_export(proc: subprocess.Popen, staging: Path, left_over: Path | None = None) -> None:
+    """Until ``proc``'s export has begun: its staging folder exists (and, when a killed
+    export left one, ``left_over`` in it is gone: the export made the folder afresh)."""
+    deadline = time.monotonic() + 240
+    while not staging.exists() or (left_over is not None and left_over.exists()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the export never started"
+        time.sleep(0.02)
+
+
+def cut_short(proc: subprocess.Popen, staging: Path, signum, left_over: Path | None = None):
+    """Send ``signum`` to ``proc``'s process group once its export has begun; its stderr."""
     try:
-        deadline = time.monotonic() + 240
-        while not (run_dir / "best.partial").exists():  # the export has begun
-            assert sweep.poll() is None, sweep.communicate()
-            assert time.monotonic() < deadline, "the export never started"
-            time.sleep(0.02)
-        os.killpg(sweep.pid, signum)
-        _, err = sweep.communicate(timeout=120)
+        wait_for_export(proc, staging, left_over)
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
     finally:
-        if sweep.poll() is None:
-            os.killpg(sweep.pid, signal.SIGKILL)
-    if signum == signal.SIGINT:
-        assert sweep.returncode == 130, err
-        assert f"export it with: hpo resume {run_dir}" in err.strip().splitlines()[-1]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return err
+
+
+def test_an_export_cut_short_leaves_no_best_dir_and_resume_exports_again(tmp_path):
+    """SIGKILL during `hpo sweep`'s export, then Ctrl-C during `hpo resume`'s export of
+    the same run (over the staging folder the kill left), then a `hpo resume` that
+    finishes: one sweep for both signals and both commands' exports."""
+    run_dir, staging = tmp_path / "run", tmp_path / "run" / "best.partial"
+    sweep = hpo("sweep", *TINY, "scheduler=fifo", "cluster.num_cpus=1", f"run_dir={run_dir}")
+    cut_short(sweep, staging, signal.SIGKILL)
+    assert sweep.returncode == -signal.SIGKILL
     assert not (run_dir / "best").exists()
-    predict = hpo("predict", str(run_dir / "best.partial"), "-o", str(tmp_path / "p.csv"))
+    predict = hpo("predict", str(staging), "-o", str(tmp_path / "p.csv"))
     _, err = predict.communicate(timeout=120)
     assert predict.returncode == 2 and "not a complete export" in err
+
+    left_over = staging / "left-by-the-kill"  # gone once resume's export starts afresh
+    left_over.write_text("")
+    resume = hpo("resume", str(run_dir))
+    err = cut_short(resume, staging, signal.SIGINT, left_over)
+    assert resume.returncode == 130, err
+    assert f"export it with: hpo resume {run_dir}" in err.strip().splitlines()[-1]
+    assert not (run_dir / "best").exists()
 
     resume = hpo("resume", str(run_dir))
     out, err = resume.communicate(timeout=300)
     assert resume.returncode == 0, err
     assert (run_dir / "best" / "complete.json").is_file() and "exported model" in out
-    assert not (run_dir / "best.partial").exists()
+    assert not staging.exists()
