@@ -33,20 +33,16 @@ def hpo(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
-def wait_for_export(proc: subprocess.Popen, staging: Path, left_over: Path | None = None) -> None:
-    """Until ``proc``'s export has begun: its staging folder exists (and, when a killed
-    export left one, ``left_over`` in it is gone: the export made the folder afresh)."""
-    deadline = time.monotonic() + 240
-    while not staging.exists() or (left_over is not None and left_over.exists()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the export never started"
-        time.sleep(0.02)
-
-
 def cut_short(proc: subprocess.Popen, staging: Path, signum, left_over: Path | None = None):
-    """Send ``signum`` to ``proc``'s process group once its export has begun; its stderr."""
+    """Send ``signum`` to ``proc``'s process group once its export has begun (its staging
+    folder exists and, when a killed export left one, ``left_over`` in it is gone: the
+    export made the folder afresh); its stderr."""
     try:
-        wait_for_export(proc, staging, left_over)
+        deadline = time.monotonic() + 240
+        while not staging.exists() or (left_over is not None and left_over.exists()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the export never started"
+            time.sleep(0.02)
         os.killpg(proc.pid, signum)
         _, err = proc.communicate(timeout=120)
     finally:
