@@ -25,20 +25,43 @@ the same epochs; what waits, at most ``result_buffer_s``, is what nothing decide
 the progress table, trials.jsonl's rows, the study's intermediate values, a wall-clock
 budget or a stopper (a trial may then train up to that long past it; those epochs are
 discarded, as with Tune's own buffering).
+
+And a trial does not wait while the driver takes a batch: when a batch ends on a result
+the driver only records (a buffer that timed out, a trial's first epoch), the trainable
+goes on with the next batch in a thread of its own (:class:`RunAhead`), which the
+driver's next ``train_buffered`` call collects. Before, the trial's training thread stood
+still for every round trip: the driver's handling of the batch (1 to 2 ms an epoch
+result on 2 cores: Tune's result bookkeeping, the searcher, hpo's callbacks), 0.1 to 0.2
+s of a 5-s trial (benchmarks/throughput.py). What runs ahead is what the driver would
+have asked for next; it never runs past an epoch the scheduler judges, a checkpoint
+(until Tune has saved it: see :meth:`BufferedResults._may_run_ahead`), the trial's end
+or an error, nor when an epoch takes more than RUN_AHEAD_MAX_EPOCH_S. Any other call
+(stop, reset, save, restore) first stops it after its current epoch and discards the
+results it made since the driver's last call, as with a stopper above. (A save, and a
+scheduler's PAUSE that leads to one, come only after a checkpoint or a judged epoch, where
+nothing runs ahead.)
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ray.tune.result import DONE, RESULT_DUPLICATE, SHOULD_CHECKPOINT
+from ray.tune.result import DONE, RESULT_DUPLICATE, SHOULD_CHECKPOINT, TIME_THIS_ITER_S
 
 # Tune calls train_buffered (not train) when this is above 1; the number itself is unused
 BUFFER_ENV = "TUNE_RESULT_BUFFER_LENGTH"
+# A trial runs ahead only while its epochs take at most this long: a round trip (~10-30
+# ms) is nothing against a longer epoch, and a stop while it runs ahead waits for the
+# epoch in progress (that much compute is then lost).
+RUN_AHEAD_MAX_EPOCH_S = 1.0
+# The longest a stop, reset, save or restore waits for that epoch before it goes on (a
+# reset then fails, as Tune's own does when a trial's thread will not stop).
+DISCARD_WAIT_S = 30.0
 
 
 class BufferedResults:
@@ -60,14 +83,29 @@ class BufferedResults:
         Tune 2.60 asks twice (it acts on the earlier results' CONTINUE while it saves). A
         step that raises after others succeeded returns those first; the next call
         raises its error, so the trial fails as it would have, its earlier epochs kept.
+
+        The batch may have been trained ahead, in a thread started when the last call
+        returned (see the module docstring): this call then waits for it to end as it
+        would have ended here, and starts the next one where that is safe.
         """
+        ahead, self.hpo_ahead = getattr(self, "hpo_ahead", None), None
+        if ahead is not None:
+            results = ahead.collect()
+        else:
+            results = self._collect(time.monotonic() + self.result_buffer_s)
+        if self._may_run_ahead(results[-1]):
+            self.hpo_ahead = RunAhead(self)
+        return results
+
+    def _collect(self, deadline: float, interrupt: threading.Event | None = None) -> list:
+        """One batch: ``train()`` steps until a result to send now, ``deadline``
+        (``time.monotonic``) or ``interrupt``."""
         held, self.hpo_held = getattr(self, "hpo_held", None), None
         if isinstance(held, BaseException):
             raise held
         if held is not None:
             return [held]
         results: list[dict] = []
-        deadline = time.monotonic() + self.result_buffer_s
         while True:
             try:
                 result = self.train()
@@ -82,6 +120,59 @@ class BufferedResults:
             results.append(result)
             if self._send_now(result) or time.monotonic() >= deadline:
                 return results
+            if interrupt is not None and interrupt.is_set():
+                return results
+
+    def _may_run_ahead(self, last: dict) -> bool:
+        """Whether the driver's next call after a batch ending in ``last`` is certain to
+        be another ``train_buffered`` unless it stops the trial: the driver only records
+        ``last``. Not after a checkpoint: until Tune has saved it (its ``save`` call) and
+        asks for more, the trial must not train on, or a worker that dies in the next
+        epoch would be retried from the checkpoint before, and repeat an epoch the driver
+        already recorded (tests/sweep/test_faults.py)."""
+        if getattr(self, "hpo_held", None) is not None:
+            return False  # a held checkpoint or error goes at the next call
+        if last.get(DONE) or last.get(SHOULD_CHECKPOINT) or last.get(RESULT_DUPLICATE):
+            return False
+        if float(last.get(TIME_THIS_ITER_S) or 0.0) > RUN_AHEAD_MAX_EPOCH_S:
+            return False
+        epoch = last.get("epoch")
+        return epoch is not None and int(epoch) not in self.judged_epochs
+
+    def _discard_ahead(self) -> bool:
+        """Stop a batch trained ahead after its current epoch and drop it (what the
+        driver did not ask for), before any call but ``train_buffered``. False if that
+        epoch has not ended within DISCARD_WAIT_S."""
+        ahead = getattr(self, "hpo_ahead", None)
+        if ahead is None:
+            return True
+        ahead.interrupt.set()
+        ahead.thread.join(DISCARD_WAIT_S)
+        if ahead.thread.is_alive():
+            return False
+        self.hpo_ahead = self.hpo_held = None
+        return True
+
+    # Tune's other calls to the trial's actor (Trainable's public methods)
+    def stop(self, *args, **kwargs):
+        self._discard_ahead()
+        return super().stop(*args, **kwargs)
+
+    def reset(self, *args, **kwargs):
+        if not self._discard_ahead():
+            return False  # Tune then runs the next trial in a new actor
+        return super().reset(*args, **kwargs)
+
+    def save(self, *args, **kwargs):
+        self._discard_ahead()
+        return super().save(*args, **kwargs)
+
+    def restore(self, *args, **kwargs):
+        if not self._discard_ahead():
+            raise RuntimeError(
+                f"the trial's epoch trained ahead did not end within {DISCARD_WAIT_S:.0f} s"
+            )
+        return super().restore(*args, **kwargs)
 
     def reset_config(self, new_config: dict) -> bool:
         self.hpo_held = None  # a reused actor: nothing of the last trial's is sent
@@ -93,6 +184,32 @@ class BufferedResults:
         epoch = result.get("epoch")
         first = result.get("iterations_since_restore") == 1  # the first after a (re)start
         return epoch is None or first or int(epoch) in self.judged_epochs
+
+
+class RunAhead:
+    """The next batch of a :class:`BufferedResults` trainable, trained in a thread while
+    the driver takes the last one; its deadline counts from now, when it began."""
+
+    def __init__(self, trainable: BufferedResults):
+        self.interrupt = threading.Event()
+        self.results: list[dict] = []
+        self.error: BaseException | None = None
+        deadline = time.monotonic() + trainable.result_buffer_s
+
+        def run() -> None:
+            try:
+                self.results = trainable._collect(deadline, self.interrupt)
+            except BaseException as exc:  # raised to the driver by collect()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="hpo-run-ahead", daemon=True)
+        self.thread.start()
+
+    def collect(self) -> list[dict]:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.results
 
 
 def judged_epochs(scheduler) -> frozenset[int] | None:
