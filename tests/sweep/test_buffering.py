@@ -32,17 +32,20 @@ pytestmark = pytest.mark.slow
 
 
 class Arrivals(tune.Callback):
-    """When each result reached the driver; ``handle_s``: how long the driver then takes
-    over each (a slow callback). ``handled``: (when it was done with it, epoch);
+    """When each result reached the driver (``rows``; ``arrived``, by trial and epoch);
+    ``handle_s``: how long the driver then takes over each (a slow callback).
+    ``handled``: (when it was done with it, epoch);
     ``checkpoints``: (trial's epoch then, the checkpoint's state) for each checkpoint Tune
     registered; ``pids``: each trial's worker process."""
 
     def __init__(self, handle_s: float = 0.0):
         self.rows, self.handled, self.checkpoints, self.pids = [], [], [], {}
+        self.arrived = {}  # (trial_id, epoch): when it reached the driver (time.time())
         self.handle_s = handle_s
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.rows.append((time.monotonic(), trial.trial_id, result["epoch"]))
+        self.arrived[trial.trial_id, result["epoch"]] = time.time()
         self.pids[trial.trial_id] = result["pid"]
         if self.handle_s:
             time.sleep(self.handle_s)
@@ -196,24 +199,30 @@ def test_a_trial_trains_on_while_the_driver_takes_its_results(ray_local, tmp_pat
 def test_a_trial_stopped_while_it_trains_ahead_leaves_its_actor_fit_for_the_next(
     ray_local, tmp_path
 ):
-    """A stopper ends the first trial at epoch 7 while it trains ahead: the driver sees
-    epochs 1-7 of it; the same actor (reused) then runs the second trial whole."""
+    """A stopper ends the first trial at epoch 2, the first of a batch, while the trial
+    trains the next batch: its worker logs epochs that ended after the driver received
+    epoch 2 (without running ahead it would be waiting for the driver's next call), yet
+    the driver sees epochs 1-2 of it only; the same actor (reused) then runs the second
+    trial whole."""
     log = tmp_path / "log"
-    configs = [{"x": x, "epochs": 20, "log": str(log), "checkpoint_at": [20]} for x in (1, 2)]
+    configs = [{"x": x, "epochs": 20, "log": str(log), "checkpoint_at": [20]} for x in (1, 3)]
     analysis, rows, seen = run(
         tmp_path,
         FIFOScheduler(),
         configs,
         handle_s=0.05,
-        stop=lambda trial_id, result: result["value"] == 7,  # x=1 at epoch 7 only
+        stop=lambda trial_id, result: result["value"] == 2,  # x=1 at epoch 2 only
     )
     first, second = analysis.trials
     by_trial = {}
     for _, trial_id, epoch in rows:
         by_trial.setdefault(trial_id, []).append(epoch)
-    assert by_trial[first.trial_id] == [1, 2, 3, 4, 5, 6, 7]
+    assert by_trial[first.trial_id] == [1, 2]
     assert by_trial[second.trial_id] == list(range(1, 21))
     assert first.status == second.status == "TERMINATED"
+    lines = [line.split() for line in log.read_text().splitlines()]
+    first_ended = [float(t) for x, _, t in lines if x == "1"]
+    assert max(first_ended) > seen.arrived[first.trial_id, 2], (lines, seen.arrived)
     assert Path(second.checkpoint.path, "state").read_text() == "20"
-    assert [e for x, e in trained(log) if x == 2] == list(range(1, 21))
+    assert [e for x, e in trained(log) if x == 3] == list(range(1, 21))
     assert seen.pids[first.trial_id] == seen.pids[second.trial_id]  # one actor, reused
