@@ -1,12 +1,13 @@
-"""The leakage check's one-column AUC agrees with scikit-learn's roc_auc_score."""
+"""The leakage check's one-column AUC and balanced accuracy agree with scikit-learn's
+roc_auc_score and balanced_accuracy_score."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from hpo.data.leakage import _auc
+from hpo.data.leakage import _auc, _balanced_accuracy
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 10])
@@ -29,3 +30,21 @@ def test_auc_is_none_where_scikit_learn_leaves_it_undefined():
     proba = np.full((6, 3), 1 / 3)
     assert _auc(np.zeros(6, dtype=int), proba, 3) is None  # one class only
     assert _auc(np.array([0, 1, 0, 1, 0, 1]), proba, 3) is None  # a class absent
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+def test_balanced_accuracy_matches_scikit_learn(n_classes):
+    rng = np.random.default_rng(n_classes)
+    y = rng.integers(0, n_classes, 300)
+    predicted = np.where(rng.random(300) < 0.6, y, rng.integers(0, n_classes, 300))
+    expected = balanced_accuracy_score(y, predicted)
+    assert _balanced_accuracy(y, predicted, n_classes) == pytest.approx(expected, abs=1e-12)
+
+
+def test_balanced_accuracy_leaves_out_classes_absent_from_the_truth_as_scikit_learn():
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1])  # class 2 never true, but predicted
+    predicted = np.array([0, 2, 0, 1, 2, 1, 1, 1])
+    with pytest.warns(UserWarning):  # scikit-learn's "y_pred contains classes not in y_true"
+        expected = balanced_accuracy_score(y, predicted)
+    assert _balanced_accuracy(y, predicted, 3) == pytest.approx(expected, abs=1e-12)
+    assert expected == pytest.approx((2 / 4 + 3 / 4) / 2)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
-from sklearn.metrics import balanced_accuracy_score, r2_score
+from sklearn.metrics import r2_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 LEAKAGE_ROWS = 20_000  # rows sampled for the one-column models
@@ -81,12 +81,23 @@ def _auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float | None:
     return float(np.mean(u / (n_pos * n_neg)))
 
 
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """The mean recall over the classes present in ``y_true``, as
+    ``sklearn.metrics.balanced_accuracy_score`` computes it: its input checks cost 1.6 ms
+    a column, 40% of a column's score (tests/data/test_leakage_scores.py checks the two
+    agree)."""
+    seen = np.bincount(y_true, minlength=n_classes)
+    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
+    present = seen > 0
+    return float(np.mean(hits[present] / seen[present]))
+
+
 def _column_score(column, y_true, out, task, n_classes, extra=0.0) -> ColumnScore:
     """A ColumnScore from held-out predictions (probabilities, or values)."""
     if task == "regression":
         score = max(float(r2_score(y_true, out)), extra)
         return ColumnScore(column, score, None, max(score, 0.0))
-    score = float(balanced_accuracy_score(y_true, out.argmax(axis=1)))
+    score = _balanced_accuracy(y_true, out.argmax(axis=1), n_classes)
     auc = _auc(y_true, out, n_classes)
     chance = 1.0 / n_classes
     skill = 2.0 * (auc - 0.5) if auc is not None else (score - chance) / (1.0 - chance)
