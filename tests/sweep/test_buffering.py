@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 
 class Arrivals(tune.Callback):
-    """When each result reached the driver (``rows``; ``arrived``, by trial and epoch);
+    """When each result reached the driver (``rows``: time.time(), trial, epoch);
     ``handle_s``: how long the driver then takes over each (a slow callback).
     ``handled``: (when it was done with it, epoch);
     ``checkpoints``: (trial's epoch then, the checkpoint's state) for each checkpoint Tune
@@ -40,12 +40,10 @@ class Arrivals(tune.Callback):
 
     def __init__(self, handle_s: float = 0.0):
         self.rows, self.handled, self.checkpoints, self.pids = [], [], [], {}
-        self.arrived = {}  # (trial_id, epoch): when it reached the driver (time.time())
         self.handle_s = handle_s
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.rows.append((time.monotonic(), trial.trial_id, result["epoch"]))
-        self.arrived[trial.trial_id, result["epoch"]] = time.time()
+        self.rows.append((time.time(), trial.trial_id, result["epoch"]))
         self.pids[trial.trial_id] = result["pid"]
         if self.handle_s:
             time.sleep(self.handle_s)
@@ -90,14 +88,14 @@ def batches(rows, gap=EPOCH_S / 2):
     return groups
 
 
+def trained_rows(log: Path) -> list[tuple[int, int, float]]:
+    """(x, epoch, when it ended: ``time.time()`` on the worker) of each epoch trained."""
+    return [(int(x), int(e), float(t)) for x, e, t in map(str.split, log.read_text().splitlines())]
+
+
 def trained(log: Path) -> list[tuple[int, int]]:
     """(x, epoch) of each epoch the trials trained, in order."""
-    return [tuple(int(v) for v in line.split()[:2]) for line in log.read_text().splitlines()]
-
-
-def trained_at(log: Path) -> dict[int, float]:
-    """When each epoch of a single trial's log ended (``time.time()`` on the worker)."""
-    return {int(e): float(t) for _, e, t in (line.split() for line in log.read_text().splitlines())}
+    return [(x, epoch) for x, epoch, _ in trained_rows(log)]
 
 
 def test_fifo_epochs_arrive_in_order_in_batches_and_a_checkpoint_alone(ray_local, tmp_path):
@@ -185,7 +183,8 @@ def test_a_trial_trains_on_while_the_driver_takes_its_results(ray_local, tmp_pat
     (trial,) = analysis.trials
     assert trial.status == "TERMINATED" and trial.error_file is None
     assert [epoch for *_, epoch in rows] == list(range(1, 17))
-    ended, handled = trained_at(log), {epoch: at for at, epoch in seen.handled}
+    ended = {epoch: at for _, epoch, at in trained_rows(log)}  # a single trial's
+    handled = {epoch: at for at, epoch in seen.handled}
     ends = [group[-1] for group in batches(rows, gap=0.05)][:-1]  # (not the trial's end)
     at_checkpoint = set(config["checkpoint_at"])
     free = [last for last in ends if not {last, last + 1} & at_checkpoint]
@@ -220,9 +219,9 @@ def test_a_trial_stopped_while_it_trains_ahead_leaves_its_actor_fit_for_the_next
     assert by_trial[first.trial_id] == [1, 2]
     assert by_trial[second.trial_id] == list(range(1, 21))
     assert first.status == second.status == "TERMINATED"
-    lines = [line.split() for line in log.read_text().splitlines()]
-    first_ended = [float(t) for x, _, t in lines if x == "1"]
-    assert max(first_ended) > seen.arrived[first.trial_id, 2], (lines, seen.arrived)
+    arrived = {(trial_id, epoch): at for at, trial_id, epoch in rows}
+    first_ended = [at for x, _, at in trained_rows(log) if x == 1]
+    assert max(first_ended) > arrived[first.trial_id, 2], (trained_rows(log), arrived)
     assert Path(second.checkpoint.path, "state").read_text() == "20"
     assert [e for x, e in trained(log) if x == 3] == list(range(1, 21))
     assert seen.pids[first.trial_id] == seen.pids[second.trial_id]  # one actor, reused

@@ -74,6 +74,8 @@ class BufferedResults:
 
     judged_epochs: frozenset[int] = frozenset()
     result_buffer_s: float = 0.0
+    hpo_held: Any = None  # a checkpoint's result or an error, for the next call
+    hpo_ahead: RunAhead | None = None  # the next batch, training ahead
 
     def train_buffered(self, *_tune_args: Any) -> list[dict]:
         """Run ``train()`` steps until a result the driver must see now; return them all.
@@ -88,7 +90,7 @@ class BufferedResults:
         returned (see the module docstring): this call then waits for it to end as it
         would have ended here, and starts the next one where that is safe.
         """
-        ahead, self.hpo_ahead = getattr(self, "hpo_ahead", None), None
+        ahead, self.hpo_ahead = self.hpo_ahead, None
         if ahead is not None:
             results = ahead.collect()
         else:
@@ -100,7 +102,7 @@ class BufferedResults:
     def _collect(self, deadline: float, interrupt: threading.Event | None = None) -> list:
         """One batch: ``train()`` steps until a result to send now, ``deadline``
         (``time.monotonic``) or ``interrupt``."""
-        held, self.hpo_held = getattr(self, "hpo_held", None), None
+        held, self.hpo_held = self.hpo_held, None
         if isinstance(held, BaseException):
             raise held
         if held is not None:
@@ -130,20 +132,17 @@ class BufferedResults:
         asks for more, the trial must not train on, or a worker that dies in the next
         epoch would be retried from the checkpoint before, and repeat an epoch the driver
         already recorded (tests/sweep/test_faults.py)."""
-        if getattr(self, "hpo_held", None) is not None:
+        if self.hpo_held is not None:
             return False  # a held checkpoint or error goes at the next call
-        if last.get(DONE) or last.get(SHOULD_CHECKPOINT) or last.get(RESULT_DUPLICATE):
+        if _driver_may_act(last, self.judged_epochs):
             return False
-        if float(last.get(TIME_THIS_ITER_S) or 0.0) > RUN_AHEAD_MAX_EPOCH_S:
-            return False
-        epoch = last.get("epoch")
-        return epoch is not None and int(epoch) not in self.judged_epochs
+        return float(last.get(TIME_THIS_ITER_S) or 0.0) <= RUN_AHEAD_MAX_EPOCH_S
 
     def _discard_ahead(self) -> bool:
         """Stop a batch trained ahead after its current epoch and drop it (what the
         driver did not ask for), before any call but ``train_buffered``. False if that
         epoch has not ended within DISCARD_WAIT_S."""
-        ahead = getattr(self, "hpo_ahead", None)
+        ahead = self.hpo_ahead
         if ahead is None:
             return True
         ahead.interrupt.set()
@@ -179,11 +178,17 @@ class BufferedResults:
         return super().reset_config(new_config)
 
     def _send_now(self, result: dict) -> bool:
-        if result.get(DONE) or result.get(SHOULD_CHECKPOINT) or result.get(RESULT_DUPLICATE):
-            return True
-        epoch = result.get("epoch")
         first = result.get("iterations_since_restore") == 1  # the first after a (re)start
-        return epoch is None or first or int(epoch) in self.judged_epochs
+        return first or _driver_may_act(result, self.judged_epochs)
+
+
+def _driver_may_act(result: dict, judged: frozenset[int]) -> bool:
+    """Whether the driver may do more than record ``result``: the trial's end, a
+    checkpoint to save, or an epoch its scheduler judges (any, for a result with none)."""
+    if result.get(DONE) or result.get(SHOULD_CHECKPOINT) or result.get(RESULT_DUPLICATE):
+        return True
+    epoch = result.get("epoch")
+    return epoch is None or int(epoch) in judged
 
 
 class RunAhead:
