@@ -182,10 +182,17 @@ def tune_filesystem(location: RunLocation) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), location.tune_path
 
 
+def _file_names(fs: pafs.FileSystem, folder: str) -> set[str]:
+    found = fs.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True))
+    return {
+        info.path[len(folder) :].lstrip("/") for info in found if info.type == pafs.FileType.File
+    }
+
+
 def replace_missing_checkpoint(fs: pafs.FileSystem, wanted: str) -> bool:
-    """Recreate checkpoint folder ``wanted`` from the trial's next newer one, if any."""
-    if _exists(fs, wanted):
-        return False
+    """Recreate checkpoint folder ``wanted`` from the trial's next newer one, if any:
+    where it is gone, or holds fewer files than that one (Tune's deletion of it, file by
+    file, cut short by a killed driver)."""
     trial_dir, name = wanted.rsplit("/", 1)
     index = int(CHECKPOINT_DIR.match(name).group(1))
     newer = sorted(
@@ -197,9 +204,14 @@ def replace_missing_checkpoint(fs: pafs.FileSystem, wanted: str) -> bool:
     )
     if not newer:
         return False
+    source = f"{trial_dir}/checkpoint_{newer[0]:06d}"
+    if _exists(fs, wanted):
+        if _file_names(fs, source) <= _file_names(fs, wanted):
+            return False  # whole
+        fs.delete_dir(wanted)
     fs.create_dir(wanted, recursive=True)  # copy_files wants the folder to exist
     pafs.copy_files(
-        f"{trial_dir}/checkpoint_{newer[0]:06d}",
+        source,
         wanted,
         source_filesystem=fs,
         destination_filesystem=fs,
