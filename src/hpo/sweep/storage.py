@@ -191,7 +191,7 @@ def _file_names(fs: pafs.FileSystem, folder: str) -> set[str]:
 
 def replace_missing_checkpoint(fs: pafs.FileSystem, wanted: str) -> bool:
     """Recreate checkpoint folder ``wanted`` from the trial's next newer one, if any:
-    where it is gone, or holds fewer files than that one (Tune's deletion of it, file by
+    where it is gone, or lacks a file that one holds (Tune's deletion of it, file by
     file, cut short by a killed driver)."""
     trial_dir, name = wanted.rsplit("/", 1)
     index = int(CHECKPOINT_DIR.match(name).group(1))
