@@ -195,9 +195,10 @@ def replace_missing_checkpoint(fs: pafs.FileSystem, wanted: str) -> bool:
     file, cut short by a killed driver)."""
     trial_dir, name = wanted.rsplit("/", 1)
     index = int(CHECKPOINT_DIR.match(name).group(1))
+    entries = fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
     newer = sorted(
         int(match.group(1))
-        for info in fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+        for info in entries
         if info.type == pafs.FileType.Directory
         and (match := CHECKPOINT_DIR.match(info.base_name))
         and int(match.group(1)) > index
@@ -205,7 +206,7 @@ def replace_missing_checkpoint(fs: pafs.FileSystem, wanted: str) -> bool:
     if not newer:
         return False
     source = f"{trial_dir}/checkpoint_{newer[0]:06d}"
-    if _exists(fs, wanted):
+    if any(info.base_name == name for info in entries):  # there, but maybe not whole
         if _file_names(fs, source) <= _file_names(fs, wanted):
             return False  # whole
         fs.delete_dir(wanted)
